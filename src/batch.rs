@@ -1,0 +1,158 @@
+//! Tokenisation and batching: sentences (optionally with their article
+//! context as a second segment) become token ids once, and batches are padded
+//! only to their own longest member (dynamic padding).
+
+use crate::{Error, Result};
+use candle_core::{Device, Tensor};
+use std::path::Path;
+use tokenizers::{EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
+
+/// One tokenised example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+}
+
+/// A padded batch ready for the model.
+#[derive(Debug)]
+pub struct Batch {
+    pub ids: Tensor,
+    pub type_ids: Tensor,
+    pub mask: Tensor,
+    pub labels: Option<Tensor>,
+    pub len: usize,
+}
+
+/// A Hugging Face tokenizer set up for classification: truncation to
+/// `max_len`, no padding (batches pad themselves).
+pub struct TextEncoder {
+    tokenizer: Tokenizer,
+    pad_id: u32,
+    path: std::path::PathBuf,
+}
+
+impl TextEncoder {
+    pub fn from_file(path: &Path, max_len: usize) -> Result<Self> {
+        let tokenizer = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer { path: path.into(), message: e.to_string() })?;
+        Self::new(tokenizer, max_len, path)
+    }
+
+    pub fn new(mut tokenizer: Tokenizer, max_len: usize, path: &Path) -> Result<Self> {
+        if max_len < 8 {
+            return Err(Error::Invalid(format!("--max-len {max_len} is too small (minimum 8)")));
+        }
+        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: max_len, strategy: TruncationStrategy::LongestFirst, ..Default::default() }))
+            .map_err(|e| Error::Tokenizer { path: path.into(), message: e.to_string() })?;
+        tokenizer.with_padding(None);
+        Ok(TextEncoder { tokenizer, pad_id, path: path.into() })
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Tokenise sentences, each with an optional context segment.
+    pub fn encode(&self, texts: &[&str], contexts: Option<&[String]>) -> Result<Vec<Encoded>> {
+        let inputs: Vec<EncodeInput> = match contexts {
+            None => texts.iter().map(|t| EncodeInput::Single((*t).into())).collect(),
+            Some(c) => texts.iter().zip(c).map(|(t, c)| EncodeInput::Dual((*t).into(), c.as_str().into())).collect(),
+        };
+        let out = self.tokenizer.encode_batch(inputs, true).map_err(|e| Error::Tokenizer { path: self.path.clone(), message: e.to_string() })?;
+        Ok(out.into_iter().map(|e| Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() }).collect())
+    }
+
+    /// Token count of one sentence, special tokens included.
+    pub fn count(&self, text: &str) -> Result<usize> {
+        Ok(self.encode(&[text], None)?[0].ids.len())
+    }
+
+    /// Pad `items` to their longest member and build tensors.
+    pub fn batch(&self, items: &[&Encoded], labels: Option<&[u32]>, device: &Device) -> Result<Batch> {
+        make_batch(items, labels, self.pad_id, device)
+    }
+}
+
+pub fn make_batch(items: &[&Encoded], labels: Option<&[u32]>, pad_id: u32, device: &Device) -> Result<Batch> {
+    let b = items.len();
+    if b == 0 {
+        return Err(Error::Invalid("empty batch".into()));
+    }
+    let t = items.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    let mut ids = vec![pad_id; b * t];
+    let mut types = vec![0u32; b * t];
+    let mut mask = vec![0u32; b * t];
+    for (r, e) in items.iter().enumerate() {
+        for (c, (&id, &ty)) in e.ids.iter().zip(&e.type_ids).enumerate() {
+            ids[r * t + c] = id;
+            types[r * t + c] = ty;
+            mask[r * t + c] = 1;
+        }
+    }
+    Ok(Batch {
+        ids: Tensor::from_vec(ids, (b, t), device)?,
+        type_ids: Tensor::from_vec(types, (b, t), device)?,
+        mask: Tensor::from_vec(mask, (b, t), device)?,
+        labels: labels.map(|l| Tensor::from_vec(l.to_vec(), b, device)).transpose()?,
+        len: b,
+    })
+}
+
+/// Batches of example indices of similar length (sorted by length, then cut),
+/// so that padding stays small; the order of the batches is kept by length.
+pub fn length_buckets(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| (lengths[i], i));
+    order.chunks(batch_size.max(1)).map(|c| c.to_vec()).collect()
+}
+
+/// A BERT WordPiece `tokenizer.json` built from a `vocab.txt`, for
+/// checkpoints that ship no `tokenizer.json`.
+pub fn tokenizer_from_vocab(vocab_path: &Path, lowercase: bool) -> Result<Tokenizer> {
+    let text = std::fs::read_to_string(vocab_path).map_err(|e| Error::io(vocab_path, e))?;
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        text.lines().enumerate().filter(|(_, l)| !l.is_empty()).map(|(i, l)| (l.to_string(), serde_json::json!(i))).collect();
+    let id = |tok: &str| vocab.get(tok).and_then(|v| v.as_u64()).ok_or_else(|| Error::file(vocab_path, format!("vocabulary has no {tok} token")));
+    let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+    id("[UNK]")?;
+    let added: Vec<serde_json::Value> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .filter_map(|t| vocab.get(*t).map(|i| serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})))
+        .collect();
+    let special = |n: &str, ty: u32| serde_json::json!({"SpecialToken": {"id": n, "type_id": ty}});
+    let seq = |n: &str, ty: u32| serde_json::json!({"Sequence": {"id": n, "type_id": ty}});
+    let json = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": null, "lowercase": lowercase},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [special("[CLS]", 0), seq("A", 0), special("[SEP]", 0)],
+            "pair": [special("[CLS]", 0), seq("A", 0), special("[SEP]", 0), seq("B", 1), special("[SEP]", 1)],
+            "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [cls], "tokens": ["[CLS]"]}, "[SEP]": {"id": "[SEP]", "ids": [sep], "tokens": ["[SEP]"]}}},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vocab}
+    });
+    json.to_string().parse::<Tokenizer>().map_err(|e| Error::Tokenizer { path: vocab_path.into(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_and_buckets() {
+        let a = Encoded { ids: vec![1, 5, 2], type_ids: vec![0, 0, 0] };
+        let b = Encoded { ids: vec![1, 2], type_ids: vec![0, 0] };
+        let batch = make_batch(&[&a, &b], Some(&[3, 1]), 0, &Device::Cpu).unwrap();
+        assert_eq!(batch.ids.to_vec2::<u32>().unwrap(), vec![vec![1, 5, 2], vec![1, 2, 0]]);
+        assert_eq!(batch.mask.to_vec2::<u32>().unwrap(), vec![vec![1, 1, 1], vec![1, 1, 0]]);
+        assert_eq!(batch.labels.unwrap().to_vec1::<u32>().unwrap(), vec![3, 1]);
+        assert_eq!(length_buckets(&[5, 1, 3, 2, 4], 2), vec![vec![1, 3], vec![2, 4], vec![0]]);
+    }
+}

@@ -1,0 +1,25 @@
+//! stance: fine-tune a small BERT-family encoder to label every sentence of a
+//! news article as `assertion`, `denial`, `allegation` or `context`.
+//!
+//! Data flows one way: file -> [`data::LabelledSentence`] -> tokenised
+//! [`batch::Batch`] -> [`model::BertClassifier`] -> logits -> [`metrics`] /
+//! [`predict`] output.
+
+pub mod atomic;
+pub mod batch;
+pub mod checkpoint;
+pub mod context;
+pub mod data;
+pub mod download;
+pub mod error;
+pub mod eval;
+pub mod infer;
+pub mod labels;
+pub mod metrics;
+pub mod model;
+pub mod predict;
+pub mod rng;
+pub mod splitter;
+pub mod train;
+
+pub use error::{Error, Result};

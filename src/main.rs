@@ -1,0 +1,414 @@
+//! The `stance` command line: parse flags into typed configs, call one
+//! library function per command, print errors with their whole chain.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use stance::predict::{Article, Format};
+use stance::train::{ClassWeights, LabelSource, TrainConfig, TrainEvent, TrainJob};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The model `predict` and `eval` use when no --model is given.
+const DEFAULT_MODEL: &str = "models/stance-minilm";
+
+#[derive(Parser)]
+#[command(name = "stance", version, args_override_self = true, about = "Label every sentence of a news article as assertion, denial, allegation or context")]
+struct Cli {
+    /// Threads for the CPU kernels (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fine-tune a pretrained BERT-family encoder on labelled sentences.
+    Train(TrainArgs),
+    /// Split articles into sentences and label each one.
+    Predict(PredictArgs),
+    /// Score a checkpoint on labelled sentences.
+    Eval(EvalArgs),
+    /// Fetch a pretrained encoder from the Hugging Face Hub.
+    Download(DownloadArgs),
+    /// Inspect and split labelled data.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Training data (JSONL, CSV or TSV); repeat for several files.
+    #[arg(long, required = true, num_args = 1..)]
+    train: Vec<PathBuf>,
+    /// Dev data for model selection and early stopping.
+    #[arg(long, num_args = 1..)]
+    dev: Vec<PathBuf>,
+    /// Pretrained encoder directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    base: PathBuf,
+    /// Output checkpoint directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Comma-separated label list, or "auto" to take the labels from the data.
+    #[arg(long, default_value = "assertion,denial,allegation,context")]
+    labels: String,
+    #[arg(long, default_value_t = 4)]
+    epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 5e-5)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Fraction of steps spent warming the learning rate up.
+    #[arg(long, default_value_t = 0.1)]
+    warmup: f64,
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
+    /// Maximum tokens per sentence (with context: per sentence + context).
+    #[arg(long, default_value_t = 128)]
+    max_len: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Stop after this many epochs without a better dev macro-F1 (0: never).
+    #[arg(long, default_value_t = 2)]
+    patience: usize,
+    #[arg(long, value_enum, default_value_t = WeightsArg::Auto)]
+    class_weights: WeightsArg,
+    /// Feed this many neighbouring sentences on each side as a second segment.
+    #[arg(long, default_value_t = 0)]
+    context: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WeightsArg {
+    Auto,
+    None,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Table,
+    Jsonl,
+    Csv,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// Checkpoint directory.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Plain-text articles ("-" or nothing: standard input).
+    files: Vec<PathBuf>,
+    /// Inputs are JSONL, one article per line: {"text": ..., "id": ...}.
+    #[arg(long)]
+    jsonl: bool,
+    /// Output format (default: table on a terminal, JSONL otherwise).
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Write the output here instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Labelled sentences (JSONL, CSV or TSV).
+    #[arg(long, required = true, num_args = 1..)]
+    data: Vec<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+}
+
+#[derive(Args)]
+struct DownloadArgs {
+    /// Hub model id, e.g. sentence-transformers/all-MiniLM-L6-v2.
+    model_id: String,
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// Output directory (default: models/<name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Use only the local hf-hub cache (HF_HOME); no network.
+    #[arg(long)]
+    offline: bool,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Counts per label and domain, sentence lengths, duplicates, articles.
+    Stats {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Measure lengths in this model's tokens (default: words).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Split by article into train / dev / test files.
+    Split {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value_t = 0.1)]
+        dev: f64,
+        #[arg(long, default_value_t = 0.1)]
+        test: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Directory for <prefix>.train.jsonl, .dev.jsonl and .test.jsonl.
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+        #[arg(long, default_value = "split")]
+        prefix: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    if let Err(e) = run(cli.command) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Train(a) => train(a),
+        Command::Predict(a) => predict(a),
+        Command::Eval(a) => eval(a),
+        Command::Download(a) => download(a),
+        Command::Data(d) => data(d),
+    }
+}
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    let b = ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+    b.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    b
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let labels = if a.labels == "auto" { LabelSource::FromData } else { LabelSource::Fixed(stance::labels::LabelSet::parse(&a.labels)?.names().to_vec()) };
+    let job = TrainJob {
+        train_files: a.train,
+        dev_files: a.dev,
+        base: a.base,
+        out: a.out,
+        labels,
+        max_len: a.max_len,
+        context: a.context,
+        train: TrainConfig {
+            epochs: a.epochs,
+            batch_size: a.batch_size,
+            lr: a.lr,
+            weight_decay: a.weight_decay,
+            warmup_ratio: a.warmup,
+            max_grad_norm: a.max_grad_norm,
+            class_weights: match a.class_weights {
+                WeightsArg::Auto => ClassWeights::Auto,
+                WeightsArg::None => ClassWeights::None,
+            },
+            seed: a.seed,
+            patience: a.patience,
+            pad_id: 0,
+        },
+    };
+    let mut pb: Option<ProgressBar> = None;
+    let started = std::time::Instant::now();
+    let mut on_event = |e: &TrainEvent| match e {
+        TrainEvent::Info(s) => eprintln!("{s}"),
+        TrainEvent::Start { steps, .. } => {
+            pb = Some(bar(*steps as u64, "{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}"));
+        }
+        TrainEvent::Step { step, epoch, loss, lr, .. } => {
+            if let Some(b) = &pb {
+                let rate = (*step as f64 * job.train.batch_size as f64) / started.elapsed().as_secs_f64().max(1e-9);
+                b.set_position(*step as u64);
+                b.set_message(format!("epoch {epoch}  loss {loss:.4}  lr {lr:.2e}  {rate:.1} sent/s"));
+            }
+        }
+        TrainEvent::Epoch(r) => {
+            let msg = format!(
+                "epoch {}: train loss {:.4}, dev macro-F1 {}, dev accuracy {}, {:.1} sent/s{}",
+                r.epoch,
+                r.train_loss,
+                r.dev_macro_f1.map(|f| format!("{f:.4}")).unwrap_or("-".into()),
+                r.dev_accuracy.map(|f| format!("{f:.4}")).unwrap_or("-".into()),
+                r.train_sentences_per_second,
+                if r.best { " (best so far)" } else { "" }
+            );
+            match &pb {
+                Some(b) => b.println(msg),
+                None => eprintln!("{msg}"),
+            }
+        }
+        TrainEvent::EarlyStop { epoch, best_epoch } => eprintln!("early stop after epoch {epoch}; keeping epoch {best_epoch}"),
+    };
+    let summary = stance::train::run(&job, &mut on_event)?;
+    if let Some(b) = &pb {
+        b.finish_and_clear();
+    }
+    println!("saved {} (best epoch {})", summary.out.display(), summary.best_epoch);
+    if let Some(m) = summary.best_dev {
+        println!("dev macro-F1 {:.4}, accuracy {:.4}", m.macro_avg.f1, m.accuracy);
+    }
+    Ok(())
+}
+
+fn load_model(dir: &Path) -> Result<stance::checkpoint::Checkpoint> {
+    if !dir.exists() && dir == Path::new(DEFAULT_MODEL) {
+        bail!("no --model given and the default model {DEFAULT_MODEL} is not there (run from the project root, or pass --model DIR)");
+    }
+    Ok(stance::checkpoint::load(dir, &candle_core::Device::Cpu)?)
+}
+
+fn read_articles(files: &[PathBuf], jsonl: bool) -> Result<Vec<Article>> {
+    let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
+    if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") && files.len() == 1 {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+        sources.push(("-".into(), buf));
+    } else {
+        for f in files {
+            sources.push((f.display().to_string(), std::fs::read(f).with_context(|| format!("{}", f.display()))?));
+        }
+    }
+    let mut articles = Vec::new();
+    for (name, bytes) in sources {
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+            anyhow::anyhow!("{name}:{line}: invalid UTF-8 at byte {}", e.valid_up_to())
+        })?;
+        if !jsonl {
+            if text.trim().is_empty() {
+                bail!("{name}: empty input, nothing to label");
+            }
+            articles.push(Article { name, text: text.to_string() });
+            continue;
+        }
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{name}:{}: bad JSON: {e}", i + 1))?;
+            let Some(t) = v.get("text").and_then(|t| t.as_str()) else { bail!("{name}:{}: missing string field \"text\"", i + 1) };
+            if t.trim().is_empty() {
+                bail!("{name}:{}: empty text", i + 1);
+            }
+            let id = v.get("id").map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).unwrap_or_else(|| format!("{name}:{}", i + 1));
+            articles.push(Article { name: id, text: t.to_string() });
+        }
+        if articles.is_empty() {
+            bail!("{name}: no articles in JSONL input");
+        }
+    }
+    Ok(articles)
+}
+
+fn predict(a: PredictArgs) -> Result<()> {
+    let articles = read_articles(&a.files, a.jsonl)?;
+    let ckpt = load_model(&a.model)?;
+    let pb = bar(0, "{elapsed_precise} labelling {pos}/{len} sentences");
+    let preds = stance::predict::predict_articles(&ckpt, &articles, a.batch_size, |n| pb.set_position(n as u64))?;
+    pb.finish_and_clear();
+    let to_terminal = a.output.is_none() && std::io::stdout().is_terminal();
+    let format = match a.format {
+        Some(FormatArg::Table) => Format::Table,
+        Some(FormatArg::Jsonl) => Format::Jsonl,
+        Some(FormatArg::Csv) => Format::Csv,
+        None if to_terminal => Format::Table,
+        None => Format::Jsonl,
+    };
+    let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(110);
+    let out = stance::predict::render(&preds, format, width);
+    write_output(a.output.as_deref(), &out)
+}
+
+fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
+    match path {
+        Some(p) => stance::atomic::write_file(p, text.as_bytes())?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes()) {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    let ckpt = load_model(&a.model)?;
+    let rows = stance::data::read_files(&a.data, Some(&ckpt.labels))?;
+    let pb = bar(rows.len() as u64, "{elapsed_precise} [{bar:30}] {pos}/{len} sentences");
+    let report = stance::eval::evaluate_checkpoint(&ckpt, &rows, a.batch_size, |n| pb.set_position(n as u64))?;
+    pb.finish_and_clear();
+    let text = if a.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.render() };
+    write_output(None, &text)
+}
+
+fn download(a: DownloadArgs) -> Result<()> {
+    let name = a.model_id.rsplit('/').next().unwrap_or(&a.model_id).to_string();
+    let cfg = stance::download::DownloadConfig {
+        out: a.out.unwrap_or_else(|| PathBuf::from("models").join(name)),
+        model_id: a.model_id,
+        revision: a.revision,
+        offline: a.offline,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let files = stance::download::download(&cfg)?;
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
+
+fn data(cmd: DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Stats { files, tokenizer, json } => {
+            let rows = stance::data::read_files(&files, None)?;
+            let (lengths, unit) = match tokenizer {
+                Some(dir) => {
+                    let tok = stance::checkpoint::tokenizer_path_or_build(&dir)?;
+                    let enc = stance::batch::TextEncoder::new(tok, 100_000, &dir)?;
+                    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+                    (enc.encode(&texts, None)?.iter().map(|e| e.ids.len()).collect::<Vec<_>>(), "tokens")
+                }
+                None => (rows.iter().map(|r| r.text.split_whitespace().count()).collect(), "words"),
+            };
+            let stats = stance::data::Stats::compute(&rows, &lengths, unit);
+            let text = if json { serde_json::to_string_pretty(&stats)? + "\n" } else { stats.render() };
+            write_output(None, &text)
+        }
+        DataCommand::Split { files, dev, test, seed, out_dir, prefix } => {
+            let rows = stance::data::read_files(&files, None)?;
+            let split = stance::data::split_by_article(&rows, stance::data::SplitConfig { dev, test, seed })?;
+            for (name, part) in split.parts() {
+                let path = out_dir.join(format!("{prefix}.{name}.jsonl"));
+                stance::data::write_jsonl(&path, part)?;
+                let arts: std::collections::HashSet<String> = part.iter().map(|r| r.article_key()).collect();
+                println!("{}: {} sentences, {} articles", path.display(), part.len(), arts.len());
+            }
+            println!("cross-split duplicate sentences: {}", split.cross_split_duplicates.len());
+            for d in &split.cross_split_duplicates {
+                println!("  {d}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! BERT encoder + pooler + classifier, following transformers'
+//! `modeling_bert.py` (BertEmbeddings, BertSelfAttention, BertSelfOutput,
+//! BertIntermediate, BertOutput, BertPooler, BertForSequenceClassification).
+//! `forward_t(.., train)` uses differentiable ops and real dropout when
+//! training, and candle's fused no-backward kernels at inference.
+
+use super::{BertConfig, Dropout, Init, LayerNorm, ParamStore};
+use super::linear::Linear;
+use crate::rng::Rng;
+use crate::Result;
+use candle_core::{DType, Device, Tensor, D};
+use std::sync::Mutex;
+
+struct Embeddings {
+    word: Tensor,
+    position: Tensor,
+    token_type: Tensor,
+    norm: LayerNorm,
+}
+
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: LayerNorm,
+}
+
+pub struct BertClassifier {
+    pub config: BertConfig,
+    pub params: ParamStore,
+    num_labels: usize,
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    pooler: Linear,
+    classifier: Linear,
+    hidden_dropout: Dropout,
+    attn_dropout: Dropout,
+    classifier_dropout: Dropout,
+    dropout_rng: Mutex<Rng>,
+}
+
+fn linear(p: &mut ParamStore, name: &str, out: usize, inp: usize, std: f32) -> Result<Linear> {
+    Ok(Linear::new(p.add(&format!("{name}.weight"), &[out, inp], Init::Normal(std))?, p.add(&format!("{name}.bias"), &[out], Init::Zeros)?))
+}
+
+fn layer_norm(p: &mut ParamStore, name: &str, h: usize, eps: f64) -> Result<LayerNorm> {
+    Ok(LayerNorm::new(p.add(&format!("{name}.weight"), &[h], Init::Ones)?, p.add(&format!("{name}.bias"), &[h], Init::Zeros)?, eps))
+}
+
+impl BertClassifier {
+    /// A freshly initialised model (transformers' `_init_weights`: normal(0,
+    /// initializer_range) for weights, zeros for biases, ones for LayerNorm
+    /// scales), every draw from `seed`.
+    pub fn new(config: &BertConfig, num_labels: usize, seed: u64, device: &Device) -> Result<Self> {
+        config.validate().map_err(crate::Error::Invalid)?;
+        let c = config;
+        let std = c.extra.get("initializer_range").and_then(|v| v.as_f64()).unwrap_or(0.02) as f32;
+        let (h, eps) = (c.hidden_size, c.layer_norm_eps);
+        let mut rng = Rng::new(seed);
+        let mut p = ParamStore::new(rng.next_u64(), device.clone());
+        let embeddings = Embeddings {
+            word: p.add("bert.embeddings.word_embeddings.weight", &[c.vocab_size, h], Init::Normal(std))?,
+            position: p.add("bert.embeddings.position_embeddings.weight", &[c.max_position_embeddings, h], Init::Normal(std))?,
+            token_type: p.add("bert.embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h], Init::Normal(std))?,
+            norm: layer_norm(&mut p, "bert.embeddings.LayerNorm", h, eps)?,
+        };
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let n = format!("bert.encoder.layer.{i}");
+            layers.push(Layer {
+                query: linear(&mut p, &format!("{n}.attention.self.query"), h, h, std)?,
+                key: linear(&mut p, &format!("{n}.attention.self.key"), h, h, std)?,
+                value: linear(&mut p, &format!("{n}.attention.self.value"), h, h, std)?,
+                attn_out: linear(&mut p, &format!("{n}.attention.output.dense"), h, h, std)?,
+                attn_norm: layer_norm(&mut p, &format!("{n}.attention.output.LayerNorm"), h, eps)?,
+                intermediate: linear(&mut p, &format!("{n}.intermediate.dense"), c.intermediate_size, h, std)?,
+                output: linear(&mut p, &format!("{n}.output.dense"), h, c.intermediate_size, std)?,
+                out_norm: layer_norm(&mut p, &format!("{n}.output.LayerNorm"), h, eps)?,
+            });
+        }
+        let pooler = linear(&mut p, "bert.pooler.dense", h, h, std)?;
+        let classifier = linear(&mut p, "classifier", num_labels, h, std)?;
+        Ok(BertClassifier {
+            config: config.clone(),
+            params: p,
+            num_labels,
+            embeddings,
+            layers,
+            pooler,
+            classifier,
+            hidden_dropout: Dropout::new(c.hidden_dropout_prob),
+            attn_dropout: Dropout::new(c.attention_probs_dropout_prob),
+            classifier_dropout: Dropout::new(c.classifier_dropout.unwrap_or(c.hidden_dropout_prob)),
+            dropout_rng: Mutex::new(rng.fork()),
+        })
+    }
+
+    pub fn num_labels(&self) -> usize {
+        self.num_labels
+    }
+
+    pub fn device(&self) -> &Device {
+        self.params.device()
+    }
+
+    /// Restart the dropout mask stream (the trainer does this from `--seed`).
+    pub fn reseed_dropout(&self, seed: u64) {
+        *self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner()) = Rng::new(seed);
+    }
+
+    /// Logits `[batch, num_labels]` for token ids, token type ids and
+    /// attention mask, all `[batch, seq]` u32.
+    pub fn forward_t(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
+        let hidden = self.encode(ids, type_ids, mask, train)?;
+        let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+        let pooled = self.pooler.forward(&cls)?.tanh()?;
+        let pooled = self.classifier_dropout.forward_t(&pooled, &self.dropout_rng, train)?;
+        Ok(self.classifier.forward(&pooled)?)
+    }
+
+    /// Last hidden states `[batch, seq, hidden]`.
+    pub fn encode(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.config.max_position_embeddings {
+            return Err(crate::Error::Invalid(format!("sequence of {t} tokens exceeds max_position_embeddings {}", self.config.max_position_embeddings)));
+        }
+        let h = self.config.hidden_size;
+        let e = &self.embeddings;
+        let words = e.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, h))?;
+        let types = e.token_type.index_select(&type_ids.flatten_all()?, 0)?.reshape((b, t, h))?;
+        let pos = e.position.narrow(0, 0, t)?;
+        let x = words.add(&types)?.broadcast_add(&pos)?;
+        let x = e.norm.forward_t(&x, train)?;
+        let mut x = self.hidden_dropout.forward_t(&x, &self.dropout_rng, train)?;
+        // Additive mask: 0 where attended, a large negative number on padding.
+        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
+        for layer in &self.layers {
+            x = self.layer_forward(layer, &x, &bias, train)?;
+        }
+        Ok(x)
+    }
+
+    fn layer_forward(&self, l: &Layer, x: &Tensor, bias: &Tensor, train: bool) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let heads = self.config.num_attention_heads;
+        let d = self.config.head_dim();
+        let split = |y: Tensor| -> candle_core::Result<Tensor> { y.reshape((b, t, heads, d))?.transpose(1, 2)?.contiguous() };
+        let q = split(l.query.forward(x)?)?;
+        let k = split(l.key.forward(x)?)?;
+        let v = split(l.value.forward(x)?)?;
+        let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?.broadcast_add(bias)?;
+        let probs = if train { candle_nn::ops::softmax(&scores, D::Minus1)? } else { candle_nn::ops::softmax_last_dim(&scores)? };
+        let probs = self.attn_dropout.forward_t(&probs, &self.dropout_rng, train)?;
+        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
+        let attn = self.hidden_dropout.forward_t(&l.attn_out.forward(&ctx)?, &self.dropout_rng, train)?;
+        let x = l.attn_norm.forward_t(&(attn + x)?, train)?;
+        let inter = self.activation(&l.intermediate.forward(&x)?)?;
+        let out = self.hidden_dropout.forward_t(&l.output.forward(&inter)?, &self.dropout_rng, train)?;
+        Ok(l.out_norm.forward_t(&(out + x)?, train)?)
+    }
+
+    fn activation(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self.config.hidden_act.as_str() {
+            "gelu" => x.gelu_erf(),
+            "relu" => x.relu(),
+            _ => x.gelu(), // gelu_new / gelu_pytorch_tanh: the tanh approximation
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! A Hugging Face BERT `config.json`. Unknown fields are kept, so a config we
+//! load and write back loses nothing a transformers user relies on.
+
+use crate::labels::LabelSet;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_type_vocab() -> usize {
+    2
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier_dropout: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id2label: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label2id: Option<BTreeMap<String, usize>>,
+    /// Everything else in the file, written back unchanged.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl BertConfig {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let cfg: BertConfig = serde_json::from_str(&text).map_err(|e| Error::file(path, format!("not a BERT config.json: {e}")))?;
+        cfg.validate().map_err(|m| Error::file(path, m))?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.hidden_size == 0 || self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return Err(format!("hidden_size {} is not a multiple of num_attention_heads {}", self.hidden_size, self.num_attention_heads));
+        }
+        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu") {
+            return Err(format!("unsupported hidden_act {:?}", self.hidden_act));
+        }
+        match self.extra.get("position_embedding_type").and_then(|v| v.as_str()) {
+            None | Some("absolute") => {}
+            Some(other) => return Err(format!("unsupported position_embedding_type {other:?}")),
+        }
+        if let Some(mt) = self.extra.get("model_type").and_then(|v| v.as_str()) {
+            if mt != "bert" {
+                return Err(format!("model_type {mt:?} is not a BERT-family encoder"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn labels(&self) -> Option<Result<LabelSet>> {
+        self.id2label.as_ref().map(LabelSet::from_id2label)
+    }
+
+    /// The config of a classifier with these labels, as transformers writes it.
+    pub fn for_classification(&self, labels: &LabelSet) -> Self {
+        let mut c = self.clone();
+        c.id2label = Some(labels.id2label());
+        c.label2id = Some(labels.label2id());
+        c.extra.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
+        c.extra.insert("model_type".into(), serde_json::json!("bert"));
+        c.extra.insert("problem_type".into(), serde_json::json!("single_label_classification"));
+        c.extra.remove("_name_or_path");
+        c
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// The tiny random config the tests use (2 layers, hidden 32).
+    pub fn tiny(vocab_size: usize) -> Self {
+        BertConfig {
+            vocab_size,
+            hidden_size: 32,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            intermediate_size: 64,
+            hidden_act: "gelu".into(),
+            hidden_dropout_prob: 0.1,
+            attention_probs_dropout_prob: 0.1,
+            max_position_embeddings: 128,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            pad_token_id: 0,
+            classifier_dropout: None,
+            id2label: None,
+            label2id: None,
+            extra: serde_json::Map::from_iter([("model_type".to_string(), serde_json::json!("bert"))]),
+        }
+    }
+}

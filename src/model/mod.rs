@@ -1,0 +1,18 @@
+//! The BERT-family encoder with a sequence-classification head, mirroring
+//! Hugging Face's `BertForSequenceClassification` names and behaviour.
+
+mod bert;
+mod linear;
+mod config;
+mod dropout;
+mod layer_norm;
+mod load;
+mod params;
+
+pub use bert::BertClassifier;
+pub use config::BertConfig;
+pub use dropout::Dropout;
+pub use layer_norm::LayerNorm;
+pub use linear::Linear;
+pub use load::LoadReport;
+pub use params::{Init, ParamStore};

@@ -1,0 +1,93 @@
+//! The model's parameters: named `Var`s in a fixed order, initialised from the
+//! project's seeded RNG (candle's own CPU RNG cannot be seeded), each marked
+//! trainable or frozen.
+
+use crate::rng::Rng;
+use crate::Result;
+use candle_core::{DType, Device, Tensor, Var};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Init {
+    Normal(f32),
+    Zeros,
+    Ones,
+}
+
+#[derive(Debug)]
+pub struct ParamStore {
+    names: Vec<String>,
+    vars: HashMap<String, Var>,
+    trainable: HashMap<String, bool>,
+    rng: Rng,
+    device: Device,
+}
+
+impl ParamStore {
+    pub fn new(seed: u64, device: Device) -> Self {
+        ParamStore { names: Vec::new(), vars: HashMap::new(), trainable: HashMap::new(), rng: Rng::new(seed), device }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Create a parameter (names are unique; asking twice is a bug).
+    pub fn add(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
+        assert!(!self.vars.contains_key(name), "parameter {name} created twice");
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = match init {
+            Init::Normal(std) => (0..n).map(|_| self.rng.normal() * std).collect(),
+            Init::Zeros => vec![0.0; n],
+            Init::Ones => vec![1.0; n],
+        };
+        let var = Var::from_tensor(&Tensor::from_vec(data, shape, &self.device)?)?;
+        let t = var.as_tensor().clone();
+        self.names.push(name.to_string());
+        self.vars.insert(name.to_string(), var);
+        self.trainable.insert(name.to_string(), true);
+        Ok(t)
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Var> {
+        self.vars.get(name)
+    }
+
+    /// All parameters in creation order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Var)> {
+        self.names.iter().map(|n| (n.as_str(), &self.vars[n]))
+    }
+
+    /// Trainable parameters in creation order.
+    pub fn trainable(&self) -> Vec<(String, Var)> {
+        self.names.iter().filter(|n| self.trainable[*n]).map(|n| (n.clone(), self.vars[n].clone())).collect()
+    }
+
+    pub fn set_trainable(&mut self, pred: impl Fn(&str) -> bool) {
+        for n in &self.names {
+            self.trainable.insert(n.clone(), pred(n));
+        }
+    }
+
+    pub fn is_trainable(&self, name: &str) -> bool {
+        self.trainable.get(name).copied().unwrap_or(false)
+    }
+
+    /// Copies of all tensors, for saving.
+    pub fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
+        let mut m = HashMap::new();
+        for (n, v) in self.iter() {
+            m.insert(n.to_string(), v.as_tensor().to_dtype(DType::F32)?.copy()?);
+        }
+        Ok(m)
+    }
+
+    /// Total number of scalar parameters.
+    pub fn count(&self) -> usize {
+        self.vars.values().map(|v| v.elem_count()).sum()
+    }
+}

@@ -1,0 +1,142 @@
+//! `stance predict`: split articles into sentences, label every sentence and
+//! render the result as a table, JSONL or CSV.
+
+use crate::checkpoint::Checkpoint;
+use crate::infer::{argmax, predict_logits, probabilities};
+use crate::splitter::split_sentences;
+use crate::{Error, Result};
+use serde::Serialize;
+
+/// An input article.
+#[derive(Debug, Clone)]
+pub struct Article {
+    /// Where it came from (file name, JSONL id or "-").
+    pub name: String,
+    pub text: String,
+}
+
+/// One labelled sentence of the output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub article: String,
+    pub index: usize,
+    /// Character offsets into the article text.
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    pub label: String,
+    pub probability: f32,
+    pub probabilities: Vec<(String, f32)>,
+}
+
+/// Label every sentence of every article.
+pub fn predict_articles(ckpt: &Checkpoint, articles: &[Article], batch_size: usize, progress: impl FnMut(usize)) -> Result<Vec<Prediction>> {
+    let mut spans = Vec::new();
+    for a in articles {
+        let sentences = split_sentences(&a.text);
+        if sentences.is_empty() {
+            return Err(Error::Invalid(format!("{}: no text to label", a.name)));
+        }
+        spans.push(sentences);
+    }
+    let mut texts: Vec<&str> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    for (a, ss) in articles.iter().zip(&spans) {
+        for s in ss {
+            texts.push(&s.text);
+            keys.push(a.name.clone());
+        }
+    }
+    let encs = if ckpt.settings.context > 0 {
+        // Article names may repeat ("-" twice); key by position instead.
+        let mut uniq = Vec::with_capacity(keys.len());
+        for (n, ss) in spans.iter().enumerate() {
+            uniq.extend(std::iter::repeat_n(n.to_string(), ss.len()));
+        }
+        let ctx = crate::context::contexts(&texts, &uniq, ckpt.settings.context);
+        ckpt.encoder.encode(&texts, Some(&ctx))?
+    } else {
+        ckpt.encoder.encode(&texts, None)?
+    };
+    let logits = predict_logits(&ckpt.model, &encs, batch_size, ckpt.encoder.pad_id(), progress)?;
+    let mut out = Vec::with_capacity(texts.len());
+    let mut k = 0;
+    for (a, ss) in articles.iter().zip(&spans) {
+        for (i, s) in ss.iter().enumerate() {
+            let p = probabilities(&logits[k], ckpt.settings.temperature);
+            let best = argmax(&p);
+            out.push(Prediction {
+                article: a.name.clone(),
+                index: i,
+                start: s.start,
+                end: s.end,
+                text: s.text.clone(),
+                label: ckpt.labels.name(best).to_string(),
+                probability: p[best],
+                probabilities: ckpt.labels.names().iter().cloned().zip(p).collect(),
+            });
+            k += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Output formats of `stance predict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Jsonl,
+    Csv,
+}
+
+pub fn render(preds: &[Prediction], format: Format, width: usize) -> String {
+    match format {
+        Format::Jsonl => preds
+            .iter()
+            .map(|p| {
+                let probs: serde_json::Map<String, serde_json::Value> = p.probabilities.iter().map(|(l, v)| (l.clone(), serde_json::json!(round4(*v)))).collect();
+                serde_json::json!({"article": p.article, "index": p.index, "start": p.start, "end": p.end, "text": p.text,
+                    "label": p.label, "probability": round4(p.probability), "probabilities": probs})
+                .to_string()
+                    + "\n"
+            })
+            .collect(),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let mut header = vec!["article".to_string(), "index".into(), "start".into(), "end".into(), "label".into(), "probability".into()];
+            if let Some(p) = preds.first() {
+                header.extend(p.probabilities.iter().map(|(l, _)| format!("p_{l}")));
+            }
+            header.push("text".into());
+            let _ = w.write_record(&header);
+            for p in preds {
+                let mut row = vec![p.article.clone(), p.index.to_string(), p.start.to_string(), p.end.to_string(), p.label.clone(), format!("{:.4}", p.probability)];
+                row.extend(p.probabilities.iter().map(|(_, v)| format!("{v:.4}")));
+                row.push(p.text.clone());
+                let _ = w.write_record(&row);
+            }
+            String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+        }
+        Format::Table => {
+            let text_w = width.saturating_sub(24).max(30);
+            let mut s = String::new();
+            let mut last = None;
+            for p in preds {
+                if last != Some(&p.article) {
+                    if last.is_some() {
+                        s.push('\n');
+                    }
+                    s += &format!("== {}\n", p.article);
+                    last = Some(&p.article);
+                }
+                let text: String = if p.text.chars().count() > text_w { p.text.chars().take(text_w - 1).collect::<String>() + "…" } else { p.text.clone() };
+                s += &format!("{:>3}  {:<10} {:>5.2}  {}\n", p.index + 1, p.label, p.probability, text);
+            }
+            s
+        }
+    }
+}
+
+fn round4(x: f32) -> f64 {
+    (x as f64 * 10000.0).round() / 10000.0
+}

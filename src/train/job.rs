@@ -1,0 +1,84 @@
+//! `stance train` as one library call: read and tokenise the data, build the
+//! classifier from a pretrained encoder, train, and write the checkpoint.
+
+use super::trainer::{train, Example, TrainConfig, TrainEvent};
+use crate::checkpoint::{load_base, save, SaveExtras};
+use crate::data::{read_files, LabelledSentence};
+use crate::labels::LabelSet;
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+use candle_core::Device;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Which label set to train on.
+#[derive(Debug, Clone, Serialize)]
+pub enum LabelSource {
+    /// This list, in this order.
+    Fixed(Vec<String>),
+    /// The labels found in the training data, sorted.
+    FromData,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainJob {
+    pub train_files: Vec<PathBuf>,
+    pub dev_files: Vec<PathBuf>,
+    pub base: PathBuf,
+    pub out: PathBuf,
+    pub labels: LabelSource,
+    pub max_len: usize,
+    pub context: usize,
+    pub train: TrainConfig,
+}
+
+#[derive(Debug)]
+pub struct TrainSummary {
+    pub best_epoch: usize,
+    pub best_dev: Option<Metrics>,
+    pub out: PathBuf,
+}
+
+fn resolve_labels(job: &TrainJob, rows: &[LabelledSentence]) -> Result<LabelSet> {
+    match &job.labels {
+        LabelSource::Fixed(v) => LabelSet::new(v.clone()),
+        LabelSource::FromData => {
+            let set: std::collections::BTreeSet<String> = rows.iter().map(|r| r.label.clone()).collect();
+            LabelSet::new(set.into_iter().collect())
+        }
+    }
+}
+
+pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<TrainSummary> {
+    if job.train_files.is_empty() {
+        return Err(Error::Invalid("no --train file given".into()));
+    }
+    let raw = read_files(&job.train_files, None)?;
+    let labels = resolve_labels(job, &raw)?;
+    // Re-read with the label set so unknown labels are reported by file and line.
+    let train_rows = read_files(&job.train_files, Some(&labels))?;
+    let dev_rows = read_files(&job.dev_files, Some(&labels))?;
+    let device = Device::Cpu;
+    let mut ckpt = load_base(&job.base, &labels, job.max_len, job.train.seed, &device)?;
+    ckpt.settings.context = job.context;
+    on_event(&TrainEvent::Info(format!("base {}: {}", job.base.display(), ckpt.load_report.summary())));
+    let examples = |rows: &[LabelledSentence]| -> Result<Vec<Example>> {
+        let encs = crate::eval::encode_rows(&ckpt, rows)?;
+        Ok(encs.into_iter().zip(rows).map(|(enc, r)| Example { enc, label: labels.id(&r.label).expect("validated") as u32 }).collect())
+    };
+    let train_ex = examples(&train_rows)?;
+    let dev_ex = examples(&dev_rows)?;
+    on_event(&TrainEvent::Info(format!("{} training and {} dev sentences, labels: {}", train_ex.len(), dev_ex.len(), labels.names().join(", "))));
+    let mut cfg = job.train.clone();
+    cfg.pad_id = ckpt.encoder.pad_id();
+    let outcome = train(&mut ckpt.model, &train_ex, &dev_ex, &labels, &cfg, on_event)?;
+    let args = serde_json::to_value(job).expect("serialisable");
+    let metrics = serde_json::json!({
+        "best_epoch": outcome.best_epoch,
+        "dev": outcome.best_dev,
+        "epochs": outcome.epochs,
+    });
+    let log: Vec<serde_json::Value> = outcome.epochs.iter().map(|e| serde_json::to_value(e).expect("serialisable")).collect();
+    save(&job.out, &ckpt, &SaveExtras { training_args: &args, metrics: &metrics, epoch_log: &log })?;
+    Ok(TrainSummary { best_epoch: outcome.best_epoch, best_dev: outcome.best_dev, out: job.out.clone() })
+}

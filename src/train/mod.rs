@@ -1,0 +1,11 @@
+//! Fine-tuning: the loop ([`trainer`]), its optimiser ([`optim`]), learning
+//! rate schedule ([`schedule`]) and loss ([`loss`]).
+
+pub mod job;
+pub mod loss;
+pub mod optim;
+pub mod schedule;
+pub mod trainer;
+
+pub use trainer::{train, EpochReport, TrainConfig, TrainEvent, TrainOutcome, ClassWeights, Example};
+pub use job::{run, LabelSource, TrainJob, TrainSummary};

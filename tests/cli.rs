@@ -1,0 +1,213 @@
+//! The `stance` binary end to end on a tiny random model: train -> predict ->
+//! eval, data stats / split, and exit codes and messages for bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn stance(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stance")).args(args).env("NO_COLOR", "1").output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn fails_with(o: Output, needles: &[&str]) {
+    assert_eq!(o.status.code(), Some(1), "stdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+    let e = stderr(&o);
+    assert!(!e.contains("panicked"), "{e}");
+    for n in needles {
+        assert!(e.contains(n), "expected {n:?} in: {e}");
+    }
+}
+
+struct Fixture {
+    _t: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().to_path_buf();
+        common::tiny_base(&dir.join("base"), 3);
+        common::write_jsonl(&dir.join("train.jsonl"), common::TRAIN_ROWS, 4);
+        common::write_jsonl(&dir.join("dev.jsonl"), &common::TRAIN_ROWS[..8], 4);
+        Fixture { _t: t, dir }
+    }
+    fn p(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+    fn write(&self, name: &str, bytes: &[u8]) -> String {
+        std::fs::write(self.dir.join(name), bytes).unwrap();
+        self.p(name)
+    }
+    fn train(&self, out: &str, extra: &[&str]) -> Output {
+        let (tr, dev, base, out) = (self.p("train.jsonl"), self.p("dev.jsonl"), self.p("base"), self.p(out));
+        let mut args = vec!["train", "--train", &tr, "--dev", &dev, "--base", &base, "--out", &out, "--epochs", "3", "--batch-size", "4", "--lr", "1e-3", "--max-len", "48"];
+        args.extend_from_slice(extra);
+        stance(&args)
+    }
+}
+
+fn no_partial_files(dir: &Path) {
+    let stray: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.contains(".partial") || n.contains(".tmp")).collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn train_predict_eval_end_to_end() {
+    let f = Fixture::new();
+    let o = f.train("ckpt", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("freshly initialised: classifier.weight, classifier.bias"), "{}", stderr(&o));
+    for file in ["config.json", "model.safetensors", "tokenizer.json", "training_args.json", "metrics.json", "metrics.jsonl"] {
+        assert!(f.dir.join("ckpt").join(file).is_file(), "{file}");
+    }
+    let log = std::fs::read_to_string(f.dir.join("ckpt/metrics.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 3);
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert!(first["dev_macro_f1"].is_number() && first["train_loss"].is_number());
+
+    let article = f.write("article.txt", "Mr. Smith denied the report on Jan. 5. Police accused him of fraud.\n\nThe town was founded in 1820.".as_bytes());
+    let o = stance(&["predict", "--model", &f.p("ckpt"), &article, "--format", "jsonl"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["text"], "Mr. Smith denied the report on Jan. 5.");
+    assert_eq!(rows[1]["start"], 39);
+    let p: f64 = rows[0]["probabilities"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
+    assert!((p - 1.0).abs() < 1e-3);
+    assert!(["assertion", "denial", "allegation", "context"].contains(&rows[0]["label"].as_str().unwrap()));
+
+    let o = stance(&["predict", "--model", &f.p("ckpt"), &article, "--format", "csv"]);
+    assert!(stdout(&o).starts_with("article,index,start,end,label,probability,p_assertion"), "{}", stdout(&o));
+    let o = stance(&["predict", "--model", &f.p("ckpt"), &article, "--format", "table"]);
+    assert!(stdout(&o).contains("  1  ") && stdout(&o).contains("Mr. Smith denied"), "{}", stdout(&o));
+    let jl = f.write("articles.jsonl", b"{\"id\": \"x\", \"text\": \"One. Two.\"}\n{\"text\": \"Three.\"}\n");
+    let o = stance(&["predict", "--model", &f.p("ckpt"), "--jsonl", &jl, "--output", &f.p("out.jsonl")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(f.dir.join("out.jsonl")).unwrap().lines().count(), 3);
+
+    let o = stance(&["eval", "--model", &f.p("ckpt"), "--data", &f.p("dev.jsonl")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for s in ["precision", "recall", "f1-score", "support", "macro avg", "weighted avg", "accuracy", "confusion matrix", "allegation", "calibration"] {
+        assert!(stdout(&o).contains(s), "{s} missing in {}", stdout(&o));
+    }
+    let o = stance(&["eval", "--model", &f.p("ckpt"), "--data", &f.p("dev.jsonl"), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["metrics"]["support"], 8);
+    assert_eq!(v["metrics"]["confusion"]["labels"][1], "denial");
+    no_partial_files(&f.dir);
+}
+
+#[test]
+fn bad_data_is_reported_with_file_and_line() {
+    let f = Fixture::new();
+    let bad = f.write("bad.jsonl", b"{\"text\": \"ok.\", \"label\": \"context\"}\n{\"text\": \"x\", \"label\": \"rumour\"}\n");
+    let o = stance(&["train", "--train", &bad, "--base", &f.p("base"), "--out", &f.p("o")]);
+    fails_with(o, &["bad.jsonl:2", "unknown label \"rumour\""]);
+    let bad = f.write("bad2.jsonl", b"{\"text\": \"ok.\", \"label\": \"context\"}\n{\"text\": \"x\",\n");
+    fails_with(stance(&["train", "--train", &bad, "--base", &f.p("base"), "--out", &f.p("o")]), &["bad2.jsonl:2", "bad JSON"]);
+    let bad = f.write("bad3.jsonl", b"{\"text\": \"\", \"label\": \"context\"}\n");
+    fails_with(stance(&["train", "--train", &bad, "--base", &f.p("base"), "--out", &f.p("o")]), &["bad3.jsonl:1", "empty text"]);
+    let bad = f.write("bad4.jsonl", b"{\"text\": \"caf\xe9\", \"label\": \"context\"}\n");
+    fails_with(stance(&["data", "stats", &bad]), &["bad4.jsonl:1", "invalid UTF-8"]);
+    assert!(!f.dir.join("o").exists());
+}
+
+#[test]
+fn bad_models_and_inputs_fail_cleanly() {
+    let f = Fixture::new();
+    fails_with(stance(&["predict", "--model", &f.p("nope"), &f.p("train.jsonl")]), &["nope", "no such directory"]);
+    // A base encoder is not a classifier checkpoint.
+    let a = f.write("a.txt", b"Hello there.");
+    fails_with(stance(&["predict", "--model", &f.p("base"), &a]), &["id2label"]);
+    // Missing weights in the base.
+    std::fs::create_dir_all(f.dir.join("empty")).unwrap();
+    std::fs::copy(f.dir.join("base/config.json"), f.dir.join("empty/config.json")).unwrap();
+    fails_with(f_train_with_base(&f, "empty"), &["missing model.safetensors"]);
+    // Mismatched shapes between config and weights.
+    std::fs::create_dir_all(f.dir.join("mismatch")).unwrap();
+    for file in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(f.dir.join("base").join(file), f.dir.join("mismatch").join(file)).unwrap();
+    }
+    let cfg = std::fs::read_to_string(f.dir.join("base/config.json")).unwrap().replace("\"intermediate_size\": 64", "\"intermediate_size\": 80");
+    std::fs::write(f.dir.join("mismatch/config.json"), cfg).unwrap();
+    fails_with(f_train_with_base(&f, "mismatch"), &["intermediate.dense.weight", "shape"]);
+    // Non-UTF-8 and empty articles.
+    let o = f.train("ckpt", &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bin = f.write("bin.txt", b"Fine line.\n\xff\xfe broken");
+    fails_with(stance(&["predict", "--model", &f.p("ckpt"), &bin]), &["bin.txt:2", "invalid UTF-8"]);
+    let empty = f.write("empty.txt", b"  \n");
+    fails_with(stance(&["predict", "--model", &f.p("ckpt"), &empty]), &["empty.txt", "empty"]);
+    let jl = f.write("no_text.jsonl", b"{\"body\": \"x\"}\n");
+    fails_with(stance(&["predict", "--model", &f.p("ckpt"), "--jsonl", &jl]), &["no_text.jsonl:1", "text"]);
+    // Data whose labels the model does not know.
+    let other = f.write("other.jsonl", b"{\"text\": \"x.\", \"label\": \"satire\"}\n");
+    fails_with(stance(&["eval", "--model", &f.p("ckpt"), "--data", &other]), &["other.jsonl:1", "satire"]);
+    // Usage errors exit with 2.
+    assert_eq!(stance(&["train"]).status.code(), Some(2));
+}
+
+fn f_train_with_base(f: &Fixture, base: &str) -> Output {
+    stance(&["train", "--train", &f.p("train.jsonl"), "--base", &f.p(base), "--out", &f.p("o")])
+}
+
+#[test]
+fn diverging_training_leaves_no_checkpoint() {
+    let f = Fixture::new();
+    let o = f.train("ckpt", &["--lr", "NaN"]);
+    fails_with(o, &["diverged"]);
+    assert!(!f.dir.join("ckpt").exists());
+    no_partial_files(&f.dir);
+}
+
+#[test]
+fn labels_from_data_and_seed_reproduces_weights() {
+    let f = Fixture::new();
+    let rows: Vec<(&str, &str)> = common::TRAIN_ROWS.iter().map(|(t, l)| (*t, if *l == "denial" { "rebuttal" } else { "other" })).collect();
+    common::write_jsonl(&f.dir.join("custom.jsonl"), &rows, 4);
+    let run = |out: &str| stance(&["train", "--train", &f.p("custom.jsonl"), "--base", &f.p("base"), "--out", &f.p(out), "--labels", "auto", "--epochs", "2", "--batch-size", "4", "--seed", "9"]);
+    assert!(run("c1").status.success());
+    assert!(run("c2").status.success());
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.dir.join("c1/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["id2label"], serde_json::json!({"0": "other", "1": "rebuttal"}));
+    assert_eq!(std::fs::read(f.dir.join("c1/model.safetensors")).unwrap(), std::fs::read(f.dir.join("c2/model.safetensors")).unwrap());
+}
+
+#[test]
+fn data_stats_and_split() {
+    let f = Fixture::new();
+    let mut rows = Vec::new();
+    for a in 0..20 {
+        for i in 0..5 {
+            let label = ["assertion", "denial", "allegation", "context"][(a + i) % 4];
+            rows.push(serde_json::json!({"text": format!("Sentence {i} of story {a}."), "label": label, "article": format!("s{a}"), "index": i, "domain": if a % 2 == 0 { "sport" } else { "courts" }}).to_string());
+        }
+    }
+    rows.push(serde_json::json!({"text": "Sentence 0 of story 0.", "label": "context", "article": "s1", "index": 5, "domain": "courts"}).to_string());
+    let data = f.write("d.jsonl", (rows.join("\n") + "\n").as_bytes());
+    let o = stance(&["data", "stats", &data]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(s.contains("101 sentences in 20 articles") && s.contains("sport") && s.contains("duplicate sentences: 1"), "{s}");
+    let o = stance(&["data", "stats", &data, "--tokenizer", &f.p("base")]);
+    assert!(stdout(&o).contains("length in tokens"), "{}", stdout(&o));
+    let o = stance(&["data", "split", &data, "--dev", "0.2", "--test", "0.2", "--seed", "1", "--out-dir", &f.p("split"), "--prefix", "x"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut total = 0;
+    for part in ["train", "dev", "test"] {
+        let n = std::fs::read_to_string(f.dir.join(format!("split/x.{part}.jsonl"))).unwrap().lines().count();
+        assert!(n > 0);
+        total += n;
+    }
+    assert_eq!(total, 101);
+    assert!(stdout(&o).contains("cross-split duplicate sentences"));
+}

@@ -1,0 +1,79 @@
+//! Shared test fixtures: a tiny random BERT (2 layers, hidden 32) with a
+//! character-level WordPiece vocabulary, and tiny labelled data. Everything
+//! is built in a temporary directory; nothing touches the network.
+#![allow(dead_code)]
+
+use candle_core::Device;
+use stance::model::{BertClassifier, BertConfig};
+use std::path::{Path, PathBuf};
+
+/// Special tokens, punctuation, digits, letters and their `##` continuations,
+/// and a few whole words: enough for any lower-cased English text.
+pub fn tiny_vocab() -> Vec<String> {
+    let mut v: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|s| s.to_string()).collect();
+    for c in ".,;:!?\"'()-$%&/>".chars() {
+        v.push(c.to_string());
+    }
+    for c in ('0'..='9').chain('a'..='z') {
+        v.push(c.to_string());
+        v.push(format!("##{c}"));
+    }
+    for w in ["the", "said", "denied", "accused", "report", "was", "is", "of", "and", "in", "to", "a"] {
+        v.push(w.to_string());
+    }
+    v
+}
+
+/// Write vocab.txt and tokenizer.json into `dir`.
+pub fn write_tokenizer(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("vocab.txt"), tiny_vocab().join("\n") + "\n").unwrap();
+    let tok = stance::batch::tokenizer_from_vocab(&dir.join("vocab.txt"), true).unwrap();
+    tok.save(dir.join("tokenizer.json"), false).unwrap();
+}
+
+/// A tiny random pretrained encoder directory in Hugging Face layout. Its
+/// weights are saved without the `bert.` prefix (as `BertModel` saves them)
+/// and without a classifier, like a real base checkpoint.
+pub fn tiny_base(dir: &Path, seed: u64) -> PathBuf {
+    write_tokenizer(dir);
+    let mut config = BertConfig::tiny(tiny_vocab().len());
+    config.extra.insert("architectures".into(), serde_json::json!(["BertModel"]));
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let model = BertClassifier::new(&config, 2, seed, &Device::Cpu).unwrap();
+    let tensors: std::collections::HashMap<String, candle_core::Tensor> = model
+        .params
+        .snapshot()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("classifier"))
+        .map(|(k, v)| (k.trim_start_matches("bert.").to_string(), v))
+        .collect();
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+    dir.to_path_buf()
+}
+
+/// Sentences whose label is signalled by a word, so a tiny model can learn them.
+pub const TRAIN_ROWS: &[(&str, &str)] = &[
+    ("The mayor denied the report.", "denial"),
+    ("The club denied any wrongdoing.", "denial"),
+    ("She flatly denied the claims.", "denial"),
+    ("Police accused the driver of fraud.", "allegation"),
+    ("Rivals accused the firm of lying.", "allegation"),
+    ("He was accused of theft.", "allegation"),
+    ("The council approved the budget.", "assertion"),
+    ("Shares rose 4 percent on Monday.", "assertion"),
+    ("The plant opened in May.", "assertion"),
+    ("The town was founded in 1820.", "context"),
+    ("Such cases are rare in the region.", "context"),
+    ("The law dates back decades.", "context"),
+];
+
+pub fn write_jsonl(path: &Path, rows: &[(&str, &str)], article_size: usize) {
+    let mut s = String::new();
+    for (i, (t, l)) in rows.iter().enumerate() {
+        s += &serde_json::json!({"text": t, "label": l, "article": format!("a{}", i / article_size), "index": i % article_size}).to_string();
+        s.push('\n');
+    }
+    std::fs::write(path, s).unwrap();
+}

@@ -1,0 +1,176 @@
+//! The model on a tiny random BERT: shapes, gradients reaching every tensor,
+//! train and inference paths agreeing, save -> load, learning, reproducibility.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use stance::batch::TextEncoder;
+use stance::checkpoint::{load, load_base, save, SaveExtras};
+use stance::labels::LabelSet;
+use stance::model::{BertClassifier, BertConfig};
+use stance::train::{train, ClassWeights, Example, TrainConfig};
+
+fn tiny_batch(enc: &TextEncoder, texts: &[&str]) -> stance::batch::Batch {
+    let e = enc.encode(texts, None).unwrap();
+    let refs: Vec<_> = e.iter().collect();
+    enc.batch(&refs, None, &Device::Cpu).unwrap()
+}
+
+fn setup() -> (tempfile::TempDir, stance::checkpoint::Checkpoint) {
+    let t = tempfile::tempdir().unwrap();
+    let base = common::tiny_base(&t.path().join("base"), 1);
+    let ckpt = load_base(&base, &LabelSet::default_stance(), 64, 7, &Device::Cpu).unwrap();
+    (t, ckpt)
+}
+
+#[test]
+fn logits_shape_and_load_report() {
+    let (_t, ckpt) = setup();
+    // Only the head is new: the base has no classifier.
+    assert_eq!(ckpt.load_report.fresh, vec!["classifier.weight", "classifier.bias"]);
+    assert!(ckpt.load_report.loaded.contains(&"bert.encoder.layer.0.attention.self.query.weight".to_string()));
+    let b = tiny_batch(&ckpt.encoder, &["The mayor denied it.", "Short.", "A much longer sentence than the others here."]);
+    let logits = ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap();
+    assert_eq!(logits.dims(), &[3, 4]);
+}
+
+#[test]
+fn gradient_reaches_every_trainable_tensor() {
+    let (_t, ckpt) = setup();
+    let b = tiny_batch(&ckpt.encoder, &["The mayor denied the report.", "He was accused of theft in 2020."]);
+    let logits = ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, true).unwrap();
+    let labels = Tensor::new(&[1u32, 2], &Device::Cpu).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
+    let grads = loss.backward().unwrap();
+    let vars = ckpt.model.params.trainable();
+    assert_eq!(vars.len(), ckpt.model.params.names().len());
+    let mut missing = Vec::new();
+    for (name, var) in &vars {
+        let g = grads.get(var.as_tensor());
+        let norm = g.map(|g| g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()).unwrap_or(0.0);
+        if norm <= 0.0 {
+            missing.push(name.clone());
+        }
+    }
+    // Position embeddings beyond the batch length get no gradient; every
+    // other tensor must. Check the word embeddings and layer 0 explicitly.
+    assert!(missing.is_empty(), "no gradient for: {missing:?}");
+    for must in ["bert.embeddings.word_embeddings.weight", "bert.embeddings.LayerNorm.weight", "bert.encoder.layer.0.attention.self.query.weight", "bert.encoder.layer.0.output.LayerNorm.bias"] {
+        assert!(vars.iter().any(|(n, _)| n == must), "{must}");
+    }
+}
+
+#[test]
+fn training_and_inference_paths_agree_without_dropout() {
+    let t = tempfile::tempdir().unwrap();
+    let base = common::tiny_base(&t.path().join("base"), 2);
+    let mut cfg = BertConfig::from_file(&base.join("config.json")).unwrap();
+    cfg.hidden_dropout_prob = 0.0;
+    cfg.attention_probs_dropout_prob = 0.0;
+    std::fs::write(base.join("config.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
+    let ckpt = load_base(&base, &LabelSet::default_stance(), 64, 3, &Device::Cpu).unwrap();
+    let b = tiny_batch(&ckpt.encoder, &["The mayor denied the report.", "Yes."]);
+    let a = ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, true).unwrap();
+    let i = ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap();
+    let diff = (a - i).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff < 1e-4, "{diff}");
+}
+
+#[test]
+fn padding_does_not_change_logits() {
+    let (_t, ckpt) = setup();
+    let alone = tiny_batch(&ckpt.encoder, &["Short one."]);
+    let padded = tiny_batch(&ckpt.encoder, &["Short one.", "This sentence is a good deal longer than the first."]);
+    let a = ckpt.model.forward_t(&alone.ids, &alone.type_ids, &alone.mask, false).unwrap().to_vec2::<f32>().unwrap();
+    let p = ckpt.model.forward_t(&padded.ids, &padded.type_ids, &padded.mask, false).unwrap().to_vec2::<f32>().unwrap();
+    for (x, y) in a[0].iter().zip(&p[0]) {
+        assert!((x - y).abs() < 1e-5, "{a:?} vs {p:?}");
+    }
+}
+
+#[test]
+fn save_then_load_gives_identical_logits_and_hf_config() {
+    let (t, ckpt) = setup();
+    let out = t.path().join("ckpt");
+    let v = serde_json::json!({});
+    save(&out, &ckpt, &SaveExtras { training_args: &v, metrics: &v, epoch_log: &[] }).unwrap();
+    let back = load(&out, &Device::Cpu).unwrap();
+    let b = tiny_batch(&ckpt.encoder, &["The mayor denied the report.", "Police accused him."]);
+    let x = ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap().to_vec2::<f32>().unwrap();
+    let y = back.model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(x, y);
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    assert_eq!(config["id2label"]["2"], "allegation");
+    assert_eq!(config["label2id"]["context"], 3);
+    let names = candle_core::safetensors::load(out.join("model.safetensors"), &Device::Cpu).unwrap();
+    assert!(names.contains_key("bert.encoder.layer.1.output.dense.weight") && names.contains_key("classifier.bias"));
+    // A base encoder is not a fine-tuned checkpoint.
+    let err = load(&t.path().join("base"), &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("id2label"), "{err}");
+}
+
+#[test]
+fn shape_mismatch_fails_and_names_the_tensor() {
+    let t = tempfile::tempdir().unwrap();
+    let base = common::tiny_base(&t.path().join("base"), 1);
+    let mut cfg = BertConfig::from_file(&base.join("config.json")).unwrap();
+    cfg.intermediate_size = 48;
+    std::fs::write(base.join("config.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
+    let err = load_base(&base, &LabelSet::default_stance(), 64, 1, &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("intermediate.dense.weight") && err.contains("shape"), "{err}");
+}
+
+fn examples(ckpt: &stance::checkpoint::Checkpoint) -> Vec<Example> {
+    let texts: Vec<&str> = common::TRAIN_ROWS.iter().map(|r| r.0).collect();
+    let encs = ckpt.encoder.encode(&texts, None).unwrap();
+    encs.into_iter().zip(common::TRAIN_ROWS).map(|(enc, (_, l))| Example { enc, label: ckpt.labels.id(l).unwrap() as u32 }).collect()
+}
+
+fn fast_config(seed: u64) -> TrainConfig {
+    TrainConfig { epochs: 60, batch_size: 4, lr: 5e-3, weight_decay: 0.01, warmup_ratio: 0.1, max_grad_norm: 1.0, class_weights: ClassWeights::Auto, seed, patience: 0, pad_id: 0 }
+}
+
+#[test]
+fn loss_falls_when_overfitting_a_few_sentences() {
+    let (_t, mut ckpt) = setup();
+    let ex = examples(&ckpt);
+    let labels = ckpt.labels.clone();
+    let mut losses = Vec::new();
+    let out = train(&mut ckpt.model, &ex, &ex, &labels, &fast_config(5), &mut |e| {
+        if let stance::train::TrainEvent::Epoch(r) = e {
+            losses.push(r.train_loss)
+        }
+    })
+    .unwrap();
+    assert!(losses.last().unwrap() < &(losses[0] * 0.25), "{losses:?}");
+    assert!(out.best_dev.unwrap().accuracy >= 0.9);
+}
+
+#[test]
+fn same_seed_same_weights_other_seed_other_weights() {
+    let run = |seed: u64| {
+        let (_t, mut ckpt) = setup();
+        let ex = examples(&ckpt);
+        let labels = ckpt.labels.clone();
+        let mut cfg = fast_config(seed);
+        cfg.epochs = 2;
+        train(&mut ckpt.model, &ex, &[], &labels, &cfg, &mut |_| {}).unwrap();
+        ckpt.model.params.get("bert.encoder.layer.0.attention.self.query.weight").unwrap().as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let a = run(11);
+    assert_eq!(a, run(11));
+    assert_ne!(a, run(12));
+}
+
+#[test]
+fn nan_loss_is_an_error_not_a_panic() {
+    let (_t, mut ckpt) = setup();
+    let ex = examples(&ckpt);
+    let labels = ckpt.labels.clone();
+    let mut cfg = fast_config(1);
+    cfg.lr = f64::NAN;
+    cfg.epochs = 2;
+    let err = train(&mut ckpt.model, &ex, &[], &labels, &cfg, &mut |_| {}).err().unwrap().to_string();
+    assert!(err.contains("diverged"), "{err}");
+}
