@@ -26,6 +26,69 @@ pub struct StanceSettings {
     /// Softmax temperature fitted on dev data (1: uncalibrated).
     #[serde(default = "one")]
     pub temperature: f32,
+    /// Set for checkpoints that store only what differs from their base
+    /// encoder (`model.safetensors` then holds just the trained tensors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseRef>,
+}
+
+/// The base encoder a delta checkpoint was trained from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BaseRef {
+    /// Hub id, e.g. `sentence-transformers/all-MiniLM-L6-v2`.
+    pub id: String,
+    pub revision: String,
+    /// sha256 of the base's `model.safetensors`.
+    pub sha256: String,
+    /// Where the base directory is expected, relative to the project root.
+    pub path: String,
+}
+
+/// Hex sha256 of a file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Find and verify the base of a delta checkpoint in `dir`: `$STANCE_BASE_DIR`,
+/// the recorded path relative to the working directory, or relative to the
+/// project root two levels above `dir` (`models/<name>`).
+fn resolve_base(dir: &Path, base: &BaseRef) -> Result<PathBuf> {
+    let mut tried = Vec::new();
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(p) = std::env::var("STANCE_BASE_DIR") {
+        candidates.push(PathBuf::from(p));
+    }
+    candidates.push(PathBuf::from(&base.path));
+    if let Some(root) = dir.parent().and_then(|p| p.parent()) {
+        candidates.push(root.join(&base.path));
+    }
+    for c in candidates {
+        let weights = c.join("model.safetensors");
+        if weights.is_file() {
+            let got = sha256_file(&weights)?;
+            if got != base.sha256 {
+                return Err(Error::model(dir, format!("base model at {} has sha256 {got}, but this checkpoint was trained on {} with sha256 {}", c.display(), base.id, base.sha256)));
+            }
+            return Ok(c);
+        }
+        tried.push(c.display().to_string());
+    }
+    Err(Error::model(
+        dir,
+        format!("needs its base model {} (revision {}) at {}; fetch it with scripts/fetch-base-model.sh or `stance download {} --out {}`, or set STANCE_BASE_DIR", base.id, base.revision, tried.join(" or "), base.id, base.path),
+    ))
 }
 
 fn one() -> f32 {
@@ -34,7 +97,7 @@ fn one() -> f32 {
 
 impl Default for StanceSettings {
     fn default() -> Self {
-        StanceSettings { max_len: 128, context: 0, temperature: 1.0 }
+        StanceSettings { max_len: 128, context: 0, temperature: 1.0, base: None }
     }
 }
 
@@ -116,7 +179,15 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
         None => StanceSettings::default(),
     };
     let mut model = BertClassifier::new(&config, labels.len(), 0, device)?;
-    let load_report = model.load_weights(&weights_file(dir)?)?;
+    let load_report = if let Some(base) = &settings.base {
+        let base_dir = resolve_base(dir, base)?;
+        let from_base = model.load_weights(&base_dir.join("model.safetensors"))?;
+        let delta = model.load_weights(&weights_file(dir)?)?;
+        let fresh: Vec<String> = from_base.fresh.into_iter().filter(|n| !delta.loaded.contains(n)).collect();
+        LoadReport { loaded: delta.loaded, fresh, unused: delta.unused }
+    } else {
+        model.load_weights(&weights_file(dir)?)?
+    };
     if !load_report.fresh.is_empty() {
         return Err(Error::model(dir, format!("model.safetensors lacks {} (is this a base encoder rather than a fine-tuned checkpoint?)", load_report.fresh.join(", "))));
     }
@@ -130,13 +201,23 @@ pub struct SaveExtras<'a> {
     pub metrics: &'a serde_json::Value,
     /// One JSON object per line (the per-epoch log), written as `metrics.jsonl`.
     pub epoch_log: &'a [serde_json::Value],
+    /// Store only the trainable tensors, in f16, relative to this base.
+    pub delta_of: Option<BaseRef>,
 }
 
 /// Write `ckpt` to `dir` atomically (temporary directory, then rename).
 pub fn save(dir: &Path, ckpt: &Checkpoint, extras: &SaveExtras) -> Result<()> {
     let mut config = ckpt.model.config.for_classification(&ckpt.labels);
-    config.extra.insert("stance".into(), serde_json::to_value(&ckpt.settings).expect("plain struct"));
-    let tensors = ckpt.model.params.snapshot()?;
+    let mut settings = ckpt.settings.clone();
+    settings.base = extras.delta_of.clone();
+    config.extra.insert("stance".into(), serde_json::to_value(&settings).expect("plain struct"));
+    let mut tensors = ckpt.model.params.snapshot()?;
+    if extras.delta_of.is_some() {
+        tensors.retain(|name, _| ckpt.model.params.is_trainable(name));
+        for t in tensors.values_mut() {
+            *t = t.to_dtype(candle_core::DType::F16)?;
+        }
+    }
     let json = |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("serialisable") + "\n";
     crate::atomic::write_dir(dir, |tmp| {
         std::fs::write(tmp.join("config.json"), json(&serde_json::to_value(&config).expect("serialisable"))).map_err(|e| Error::io(tmp.join("config.json"), e))?;

@@ -80,6 +80,28 @@ struct TrainArgs {
     /// Feed this many neighbouring sentences on each side as a second segment.
     #[arg(long, default_value_t = 0)]
     context: usize,
+    /// What to train: every tensor, the top --train-layers layers plus head, or the head alone.
+    #[arg(long, value_enum, default_value_t = MethodArg::Full)]
+    method: MethodArg,
+    /// Encoder layers trained by --method top.
+    #[arg(long, default_value_t = 2)]
+    train_layers: usize,
+    /// Save only the trained tensors (f16) and a reference to the base (with --method top|head).
+    #[arg(long)]
+    delta: bool,
+    /// Hub id of the base, recorded with --delta.
+    #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
+    base_id: String,
+    /// Revision of the base, recorded with --delta.
+    #[arg(long, default_value = "main")]
+    base_revision: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    Full,
+    Top,
+    Head,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -210,6 +232,12 @@ fn train(a: TrainArgs) -> Result<()> {
         labels,
         max_len: a.max_len,
         context: a.context,
+        method: match a.method {
+            MethodArg::Full => stance::train::Method::Full,
+            MethodArg::Top => stance::train::Method::Top(a.train_layers),
+            MethodArg::Head => stance::train::Method::Head,
+        },
+        delta: a.delta.then(|| stance::train::DeltaOf { id: a.base_id.clone(), revision: a.base_revision.clone() }),
         train: TrainConfig {
             epochs: a.epochs,
             batch_size: a.batch_size,

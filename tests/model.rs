@@ -93,7 +93,7 @@ fn save_then_load_gives_identical_logits_and_hf_config() {
     let (t, ckpt) = setup();
     let out = t.path().join("ckpt");
     let v = serde_json::json!({});
-    save(&out, &ckpt, &SaveExtras { training_args: &v, metrics: &v, epoch_log: &[] }).unwrap();
+    save(&out, &ckpt, &SaveExtras { training_args: &v, metrics: &v, epoch_log: &[], delta_of: None }).unwrap();
     let back = load(&out, &Device::Cpu).unwrap();
     let b = tiny_batch(&ckpt.encoder, &["The mayor denied the report.", "Police accused him."]);
     let x = ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap().to_vec2::<f32>().unwrap();
@@ -173,4 +173,80 @@ fn nan_loss_is_an_error_not_a_panic() {
     cfg.epochs = 2;
     let err = train(&mut ckpt.model, &ex, &[], &labels, &cfg, &mut |_| {}).err().unwrap().to_string();
     assert!(err.contains("diverged"), "{err}");
+}
+
+#[test]
+fn top_layers_and_head_methods_train_only_their_tensors() {
+    for (k, expect_layer0, expect_layer1) in [(Some(1), false, true), (Some(0), false, false), (Some(2), true, true)] {
+        let (_t, mut ckpt) = setup();
+        ckpt.model.set_trainable_layers(k);
+        let b = tiny_batch(&ckpt.encoder, &["The mayor denied the report.", "He was accused of theft."]);
+        let logits = ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, true).unwrap();
+        let loss = candle_nn::loss::cross_entropy(&logits, &Tensor::new(&[1u32, 2], &Device::Cpu).unwrap()).unwrap();
+        let grads = loss.backward().unwrap();
+        let has_grad = |name: &str| {
+            let v = ckpt.model.params.get(name).unwrap();
+            grads.get(v.as_tensor()).map(|g| g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0).unwrap_or(false)
+        };
+        assert!(!has_grad("bert.embeddings.word_embeddings.weight"), "{k:?}: frozen embeddings got a gradient");
+        assert_eq!(has_grad("bert.encoder.layer.0.attention.self.query.weight"), expect_layer0, "{k:?}");
+        assert_eq!(has_grad("bert.encoder.layer.1.output.dense.weight"), expect_layer1, "{k:?}");
+        assert!(has_grad("classifier.weight") && has_grad("bert.pooler.dense.weight"), "{k:?}");
+        // Every tensor marked trainable gets a gradient, and only those.
+        for (name, var) in ckpt.model.params.iter() {
+            let g = grads.get(var.as_tensor()).is_some();
+            assert_eq!(g, ckpt.model.params.is_trainable(name), "{k:?}: {name}");
+        }
+    }
+}
+
+#[test]
+fn delta_checkpoint_loads_through_its_verified_base() {
+    let (t, mut ckpt) = setup();
+    ckpt.model.set_trainable_layers(Some(1));
+    let ex = examples(&ckpt);
+    let labels = ckpt.labels.clone();
+    let mut cfg = fast_config(3);
+    cfg.epochs = 3;
+    train(&mut ckpt.model, &ex, &[], &labels, &cfg, &mut |_| {}).unwrap();
+    // Layout like the project: <root>/models/base and <root>/models/delta.
+    let root = t.path().join("root");
+    let base_dir = root.join("models/base");
+    std::fs::create_dir_all(root.join("models")).unwrap();
+    std::fs::rename(t.path().join("base"), &base_dir).unwrap();
+    let base = stance::checkpoint::BaseRef {
+        id: "org/tiny".into(),
+        revision: "abc".into(),
+        sha256: stance::checkpoint::sha256_file(&base_dir.join("model.safetensors")).unwrap(),
+        path: "models/base".into(),
+    };
+    let out = root.join("models/delta");
+    let v = serde_json::json!({});
+    save(&out, &ckpt, &SaveExtras { training_args: &v, metrics: &v, epoch_log: &[], delta_of: Some(base.clone()) }).unwrap();
+    let stored = candle_core::safetensors::load(out.join("model.safetensors"), &Device::Cpu).unwrap();
+    assert!(stored.contains_key("bert.encoder.layer.1.output.dense.weight") && stored.contains_key("classifier.weight"));
+    assert!(!stored.contains_key("bert.encoder.layer.0.output.dense.weight") && !stored.contains_key("bert.embeddings.word_embeddings.weight"));
+    assert!(stored.values().all(|t| t.dtype() == candle_core::DType::F16));
+
+    let back = load(&out, &Device::Cpu).unwrap();
+    let b = tiny_batch(&ckpt.encoder, &["The mayor denied the report.", "Police accused him."]);
+    let x = ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap().to_vec2::<f32>().unwrap();
+    let y = back.model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap().to_vec2::<f32>().unwrap();
+    for (r, s) in x.iter().zip(&y) {
+        for (a, b) in r.iter().zip(s) {
+            assert!((a - b).abs() < 2e-2, "f16 delta drifted: {x:?} vs {y:?}");
+        }
+    }
+    // A different base file is refused, naming both hashes.
+    let mut st = candle_core::safetensors::load(base_dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let k = st.keys().next().unwrap().clone();
+    let changed = (st[&k].clone() + 1.0).unwrap();
+    st.insert(k, changed);
+    candle_core::safetensors::save(&st, base_dir.join("model.safetensors")).unwrap();
+    let err = load(&out, &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("sha256") && err.contains(&base.sha256), "{err}");
+    // A missing base says what to fetch.
+    std::fs::remove_dir_all(&base_dir).unwrap();
+    let err = load(&out, &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("org/tiny") && err.contains("fetch-base-model.sh"), "{err}");
 }

@@ -41,6 +41,9 @@ pub struct BertClassifier {
     attn_dropout: Dropout,
     classifier_dropout: Dropout,
     dropout_rng: Mutex<Rng>,
+    /// Encoder layers (from the bottom, embeddings included) that are frozen:
+    /// run without dropout or gradient even when training.
+    frozen_layers: Option<usize>,
 }
 
 fn linear(p: &mut ParamStore, name: &str, out: usize, inp: usize, std: f32) -> Result<Linear> {
@@ -96,6 +99,7 @@ impl BertClassifier {
             attn_dropout: Dropout::new(c.attention_probs_dropout_prob),
             classifier_dropout: Dropout::new(c.classifier_dropout.unwrap_or(c.hidden_dropout_prob)),
             dropout_rng: Mutex::new(rng.fork()),
+            frozen_layers: None,
         })
     }
 
@@ -105,6 +109,26 @@ impl BertClassifier {
 
     pub fn device(&self) -> &Device {
         self.params.device()
+    }
+
+    /// Train only the top `k` encoder layers, the pooler and the classifier
+    /// (`None`: everything). The frozen bottom runs as at inference and its
+    /// output is detached, so backward stops there and costs nothing.
+    pub fn set_trainable_layers(&mut self, k: Option<usize>) {
+        let n = self.config.num_hidden_layers;
+        self.frozen_layers = k.map(|k| n.saturating_sub(k));
+        let frozen = self.frozen_layers;
+        self.params.set_trainable(|name| match frozen {
+            None => true,
+            Some(f) => match name.strip_prefix("bert.encoder.layer.") {
+                Some(rest) => rest.split('.').next().and_then(|i| i.parse::<usize>().ok()).is_some_and(|i| i >= f),
+                None => !name.starts_with("bert.embeddings."),
+            },
+        });
+    }
+
+    pub fn frozen_layers(&self) -> Option<usize> {
+        self.frozen_layers
     }
 
     /// Restart the dropout mask stream (the trainer does this from `--seed`).
@@ -134,12 +158,20 @@ impl BertClassifier {
         let types = e.token_type.index_select(&type_ids.flatten_all()?, 0)?.reshape((b, t, h))?;
         let pos = e.position.narrow(0, 0, t)?;
         let x = words.add(&types)?.broadcast_add(&pos)?;
-        let x = e.norm.forward_t(&x, train)?;
-        let mut x = self.hidden_dropout.forward_t(&x, &self.dropout_rng, train)?;
+        let frozen = if train { self.frozen_layers.unwrap_or(0) } else { 0 };
+        let embed_train = train && self.frozen_layers.is_none();
+        let x = e.norm.forward_t(&x, embed_train)?;
+        let mut x = self.hidden_dropout.forward_t(&x, &self.dropout_rng, embed_train)?;
         // Additive mask: 0 where attended, a large negative number on padding.
         let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
-        for layer in &self.layers {
-            x = self.layer_forward(layer, &x, &bias, train)?;
+        if train && self.frozen_layers == Some(0) {
+            x = x.detach(); // only the embeddings are frozen
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = self.layer_forward(layer, &x, &bias, train && i >= frozen)?;
+            if train && i + 1 == frozen {
+                x = x.detach();
+            }
         }
         Ok(x)
     }

@@ -20,6 +20,25 @@ pub enum LabelSource {
     FromData,
 }
 
+/// Which parameters fine-tuning updates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Every tensor.
+    Full,
+    /// The top N encoder layers, the pooler and the classifier.
+    Top(usize),
+    /// Only the pooler and classifier, over a frozen encoder.
+    Head,
+}
+
+/// Where a delta checkpoint's base comes from (`--delta`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeltaOf {
+    pub id: String,
+    pub revision: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainJob {
     pub train_files: Vec<PathBuf>,
@@ -29,6 +48,9 @@ pub struct TrainJob {
     pub labels: LabelSource,
     pub max_len: usize,
     pub context: usize,
+    pub method: Method,
+    /// Save only the trained tensors (f16) plus a reference to the base.
+    pub delta: Option<DeltaOf>,
     pub train: TrainConfig,
 }
 
@@ -61,6 +83,14 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
     let device = Device::Cpu;
     let mut ckpt = load_base(&job.base, &labels, job.max_len, job.train.seed, &device)?;
     ckpt.settings.context = job.context;
+    ckpt.model.set_trainable_layers(match job.method {
+        Method::Full => None,
+        Method::Top(k) => Some(k),
+        Method::Head => Some(0),
+    });
+    if job.delta.is_some() && job.method == Method::Full {
+        return Err(Error::Invalid("--delta stores only the trained tensors; use it with --method top or head".into()));
+    }
     on_event(&TrainEvent::Info(format!("base {}: {}", job.base.display(), ckpt.load_report.summary())));
     let examples = |rows: &[LabelledSentence]| -> Result<Vec<Example>> {
         let encs = crate::eval::encode_rows(&ckpt, rows)?;
@@ -79,6 +109,15 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
         "epochs": outcome.epochs,
     });
     let log: Vec<serde_json::Value> = outcome.epochs.iter().map(|e| serde_json::to_value(e).expect("serialisable")).collect();
-    save(&job.out, &ckpt, &SaveExtras { training_args: &args, metrics: &metrics, epoch_log: &log })?;
+    let delta_of = match &job.delta {
+        None => None,
+        Some(d) => Some(crate::checkpoint::BaseRef {
+            id: d.id.clone(),
+            revision: d.revision.clone(),
+            sha256: crate::checkpoint::sha256_file(&job.base.join("model.safetensors"))?,
+            path: job.base.display().to_string(),
+        }),
+    };
+    save(&job.out, &ckpt, &SaveExtras { training_args: &args, metrics: &metrics, epoch_log: &log, delta_of })?;
     Ok(TrainSummary { best_epoch: outcome.best_epoch, best_dev: outcome.best_dev, out: job.out.clone() })
 }

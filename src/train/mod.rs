@@ -8,4 +8,4 @@ pub mod schedule;
 pub mod trainer;
 
 pub use trainer::{train, EpochReport, TrainConfig, TrainEvent, TrainOutcome, ClassWeights, Example};
-pub use job::{run, LabelSource, TrainJob, TrainSummary};
+pub use job::{run, DeltaOf, LabelSource, Method, TrainJob, TrainSummary};
