@@ -279,8 +279,8 @@ fn train(a: TrainArgs) -> Result<()> {
                 if r.best { " (best so far)" } else { "" }
             );
             match &pb {
-                Some(b) => b.println(msg),
-                None => eprintln!("{msg}"),
+                Some(b) if !b.is_hidden() => b.println(msg),
+                _ => eprintln!("{msg}"),
             }
         }
         TrainEvent::EarlyStop { epoch, best_epoch } => eprintln!("early stop after epoch {epoch}; keeping epoch {best_epoch}"),

@@ -73,6 +73,13 @@ fn train_predict_eval_end_to_end() {
     assert_eq!(log.lines().count(), 3);
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     assert!(first["dev_macro_f1"].is_number() && first["train_loss"].is_number());
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.dir.join("ckpt/metrics.json")).unwrap()).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.dir.join("ckpt/config.json")).unwrap()).unwrap();
+    let t = metrics["calibration"]["temperature"].as_f64().unwrap();
+    assert!(t > 0.0 && (config["stance"]["temperature"].as_f64().unwrap() - t).abs() < 1e-6, "{metrics}");
+    // The fitted temperature minimises dev NLL, so it cannot be worse than T = 1.
+    assert!(metrics["calibration"]["dev_nll_after"].as_f64().unwrap() <= metrics["calibration"]["dev_nll_before"].as_f64().unwrap() + 1e-9, "{metrics}");
+    assert!(metrics["calibration"]["dev_ece_after"].is_number());
 
     let article = f.write("article.txt", "Mr. Smith denied the report on Jan. 5. Police accused him of fraud.\n\nThe town was founded in 1820.".as_bytes());
     let o = stance(&["predict", "--model", &f.p("ckpt"), &article, "--format", "jsonl"]);

@@ -102,10 +102,32 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
     let mut cfg = job.train.clone();
     cfg.pad_id = ckpt.encoder.pad_id();
     let outcome = train(&mut ckpt.model, &train_ex, &dev_ex, &labels, &cfg, on_event)?;
+    // Calibrate on dev: fit the softmax temperature of the chosen epoch.
+    let mut calibration = serde_json::Value::Null;
+    if !dev_ex.is_empty() {
+        let encs: Vec<_> = dev_ex.iter().map(|e| e.enc.clone()).collect();
+        let gold: Vec<usize> = dev_ex.iter().map(|e| e.label as usize).collect();
+        let logits = crate::infer::predict_logits(&ckpt.model, &encs, cfg.batch_size * 2, cfg.pad_id, |_| {})?;
+        let t = crate::calibrate::fit_temperature(&logits, &gold);
+        let ece = |t: f32| {
+            let p: Vec<Vec<f32>> = logits.iter().map(|l| crate::infer::probabilities(l, t)).collect();
+            crate::metrics::expected_calibration_error(&p, &gold, 10)
+        };
+        calibration = serde_json::json!({
+            "temperature": t,
+            "dev_ece_before": ece(1.0),
+            "dev_ece_after": ece(t),
+            "dev_nll_before": crate::calibrate::nll(&logits, &gold, 1.0),
+            "dev_nll_after": crate::calibrate::nll(&logits, &gold, t),
+        });
+        on_event(&TrainEvent::Info(format!("calibration: temperature {t:.3}, dev ECE {:.4} -> {:.4}", ece(1.0), ece(t))));
+        ckpt.settings.temperature = t;
+    }
     let args = serde_json::to_value(job).expect("serialisable");
     let metrics = serde_json::json!({
         "best_epoch": outcome.best_epoch,
         "dev": outcome.best_dev,
+        "calibration": calibration,
         "epochs": outcome.epochs,
     });
     let log: Vec<serde_json::Value> = outcome.epochs.iter().map(|e| serde_json::to_value(e).expect("serialisable")).collect();
