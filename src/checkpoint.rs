@@ -182,8 +182,16 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
     let load_report = if let Some(base) = &settings.base {
         let base_dir = resolve_base(dir, base)?;
         let from_base = model.load_weights(&base_dir.join("model.safetensors"))?;
-        let delta = model.load_weights(&weights_file(dir)?)?;
-        let fresh: Vec<String> = from_base.fresh.into_iter().filter(|n| !delta.loaded.contains(n)).collect();
+        let delta = if dir.join(ADAPTER_CONFIG).is_file() {
+            model.add_lora(&read_adapter_config(dir)?)?;
+            let path = require(dir, ADAPTER_WEIGHTS)?;
+            let tensors = candle_core::safetensors::load(&path, device).map_err(|e| Error::file(&path, format!("cannot read safetensors: {e}")))?;
+            let tensors = tensors.into_iter().map(|(k, v)| (k.strip_prefix(PEFT_PREFIX).unwrap_or(&k).to_string(), v)).collect();
+            model.load_tensors(&tensors, &path)?
+        } else {
+            model.load_weights(&weights_file(dir)?)?
+        };
+        let fresh: Vec<String> = model.params.names().iter().filter(|n| !delta.loaded.contains(n) && !from_base.loaded.contains(n)).cloned().collect();
         LoadReport { loaded: delta.loaded, fresh, unused: delta.unused }
     } else {
         model.load_weights(&weights_file(dir)?)?
@@ -193,6 +201,46 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
     }
     let encoder = TextEncoder::new(tokenizer_path_or_build(dir)?, settings.max_len.min(config.max_position_embeddings), &dir.join("tokenizer.json"))?;
     Ok(Checkpoint { dir: dir.into(), model, encoder, labels, settings, load_report })
+}
+
+const ADAPTER_CONFIG: &str = "adapter_config.json";
+const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
+/// PEFT prefixes every adapter tensor name with this.
+const PEFT_PREFIX: &str = "base_model.model.";
+
+fn read_adapter_config(dir: &Path) -> Result<crate::model::LoraConfig> {
+    let path = dir.join(ADAPTER_CONFIG);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("bad JSON: {e}")))?;
+    if v["peft_type"] != "LORA" {
+        return Err(Error::file(&path, format!("peft_type {} is not LORA", v["peft_type"])));
+    }
+    let targets = match &v["target_modules"] {
+        serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        serde_json::Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    let r = v["r"].as_u64().ok_or_else(|| Error::file(&path, "missing r"))? as usize;
+    let alpha = v["lora_alpha"].as_f64().unwrap_or(r as f64);
+    Ok(crate::model::LoraConfig { r, alpha, targets })
+}
+
+fn adapter_config_json(lora: &crate::model::LoraConfig, base: &BaseRef) -> serde_json::Value {
+    serde_json::json!({
+        "peft_type": "LORA",
+        "task_type": "SEQ_CLS",
+        "r": lora.r,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": 0.0,
+        "target_modules": lora.targets,
+        "modules_to_save": ["classifier"],
+        "bias": "none",
+        "fan_in_fan_out": false,
+        "inference_mode": true,
+        "init_lora_weights": true,
+        "base_model_name_or_path": base.id,
+        "revision": base.revision,
+    })
 }
 
 /// Everything a checkpoint directory holds besides the weights.
@@ -212,7 +260,14 @@ pub fn save(dir: &Path, ckpt: &Checkpoint, extras: &SaveExtras) -> Result<()> {
     settings.base = extras.delta_of.clone();
     config.extra.insert("stance".into(), serde_json::to_value(&settings).expect("plain struct"));
     let mut tensors = ckpt.model.params.snapshot()?;
-    if extras.delta_of.is_some() {
+    let lora = ckpt.model.lora().cloned();
+    if lora.is_some() && extras.delta_of.is_none() {
+        return Err(Error::Invalid("a LoRA checkpoint must record its base model".into()));
+    }
+    if lora.is_some() {
+        // PEFT layout: only adapters and the classifier, f32, prefixed names.
+        tensors = tensors.into_iter().filter(|(n, _)| ckpt.model.params.is_trainable(n)).map(|(n, t)| (format!("{PEFT_PREFIX}{n}"), t)).collect();
+    } else if extras.delta_of.is_some() {
         tensors.retain(|name, _| ckpt.model.params.is_trainable(name));
         for t in tensors.values_mut() {
             *t = t.to_dtype(candle_core::DType::F16)?;
@@ -221,7 +276,13 @@ pub fn save(dir: &Path, ckpt: &Checkpoint, extras: &SaveExtras) -> Result<()> {
     let json = |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("serialisable") + "\n";
     crate::atomic::write_dir(dir, |tmp| {
         std::fs::write(tmp.join("config.json"), json(&serde_json::to_value(&config).expect("serialisable"))).map_err(|e| Error::io(tmp.join("config.json"), e))?;
-        candle_core::safetensors::save(&tensors, tmp.join("model.safetensors"))?;
+        match (&lora, &extras.delta_of) {
+            (Some(l), Some(base)) => {
+                candle_core::safetensors::save(&tensors, tmp.join(ADAPTER_WEIGHTS))?;
+                std::fs::write(tmp.join(ADAPTER_CONFIG), json(&adapter_config_json(l, base))).map_err(|e| Error::io(tmp.join(ADAPTER_CONFIG), e))?;
+            }
+            _ => candle_core::safetensors::save(&tensors, tmp.join("model.safetensors"))?,
+        }
         ckpt.encoder.tokenizer().save(tmp.join("tokenizer.json"), false).map_err(|e| Error::Tokenizer { path: tmp.join("tokenizer.json"), message: e.to_string() })?;
         std::fs::write(tmp.join("training_args.json"), json(extras.training_args)).map_err(|e| Error::io(tmp.join("training_args.json"), e))?;
         std::fs::write(tmp.join("metrics.json"), json(extras.metrics)).map_err(|e| Error::io(tmp.join("metrics.json"), e))?;

@@ -80,13 +80,22 @@ struct TrainArgs {
     /// Feed this many neighbouring sentences on each side as a second segment.
     #[arg(long, default_value_t = 0)]
     context: usize,
-    /// What to train: every tensor, the top --train-layers layers plus head, or the head alone.
+    /// What to train: every tensor, the top --train-layers layers plus head, the head alone, or LoRA adapters plus classifier.
     #[arg(long, value_enum, default_value_t = MethodArg::Full)]
     method: MethodArg,
     /// Encoder layers trained by --method top.
     #[arg(long, default_value_t = 2)]
     train_layers: usize,
-    /// Save only the trained tensors (f16) and a reference to the base (with --method top|head).
+    /// LoRA rank (--method lora).
+    #[arg(long, default_value_t = 8)]
+    lora_r: usize,
+    /// LoRA alpha; adapters are scaled by alpha / r.
+    #[arg(long, default_value_t = 16.0)]
+    lora_alpha: f64,
+    /// Comma-separated modules that get adapters: query, key, value, dense.
+    #[arg(long, default_value = "query,value")]
+    lora_targets: String,
+    /// Save only the trained tensors (f16) and a reference to the base (with --method top|head; LoRA always does).
     #[arg(long)]
     delta: bool,
     /// Hub id of the base, recorded with --delta.
@@ -102,6 +111,7 @@ enum MethodArg {
     Full,
     Top,
     Head,
+    Lora,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -236,8 +246,13 @@ fn train(a: TrainArgs) -> Result<()> {
             MethodArg::Full => stance::train::Method::Full,
             MethodArg::Top => stance::train::Method::Top(a.train_layers),
             MethodArg::Head => stance::train::Method::Head,
+            MethodArg::Lora => stance::train::Method::Lora(stance::model::LoraConfig {
+                r: a.lora_r,
+                alpha: a.lora_alpha,
+                targets: a.lora_targets.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            }),
         },
-        delta: a.delta.then(|| stance::train::DeltaOf { id: a.base_id.clone(), revision: a.base_revision.clone() }),
+        delta: (a.delta || matches!(a.method, MethodArg::Lora)).then(|| stance::train::DeltaOf { id: a.base_id.clone(), revision: a.base_revision.clone() }),
         train: TrainConfig {
             epochs: a.epochs,
             batch_size: a.batch_size,

@@ -250,3 +250,57 @@ fn delta_checkpoint_loads_through_its_verified_base() {
     let err = load(&out, &Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("org/tiny") && err.contains("fetch-base-model.sh"), "{err}");
 }
+
+#[test]
+fn lora_trains_only_adapters_and_saves_in_peft_layout() {
+    let (t, mut ckpt) = setup();
+    let b = tiny_batch(&ckpt.encoder, &["The mayor denied the report.", "Police accused him."]);
+    let before = ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap().to_vec2::<f32>().unwrap();
+    let cfg = stance::model::LoraConfig { r: 4, alpha: 8.0, targets: vec!["query".into(), "value".into()] };
+    ckpt.model.add_lora(&cfg).unwrap();
+    // B starts at zero: adding adapters does not change the function.
+    assert_eq!(ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap().to_vec2::<f32>().unwrap(), before);
+    let trainable: Vec<String> = ckpt.model.params.trainable().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(trainable.len(), 2 * 2 * 2 + 2, "{trainable:?}");
+    assert!(trainable.iter().all(|n| n.contains(".lora_") || n.starts_with("classifier.")));
+
+    let logits = ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, true).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&logits, &Tensor::new(&[1u32, 2], &Device::Cpu).unwrap()).unwrap();
+    let grads = loss.backward().unwrap();
+    for (name, var) in ckpt.model.params.iter() {
+        assert_eq!(grads.get(var.as_tensor()).is_some(), ckpt.model.params.is_trainable(name), "{name}");
+    }
+    let frozen_before = ckpt.model.params.get("bert.encoder.layer.0.attention.self.query.weight").unwrap().as_tensor().to_vec2::<f32>().unwrap();
+    let ex = examples(&ckpt);
+    let labels = ckpt.labels.clone();
+    let mut tc = fast_config(2);
+    tc.epochs = 3;
+    train(&mut ckpt.model, &ex, &[], &labels, &tc, &mut |_| {}).unwrap();
+    let frozen_after = ckpt.model.params.get("bert.encoder.layer.0.attention.self.query.weight").unwrap().as_tensor().to_vec2::<f32>().unwrap();
+    assert_eq!(frozen_before, frozen_after, "a frozen weight moved");
+
+    let root = t.path().join("root");
+    std::fs::create_dir_all(root.join("models")).unwrap();
+    std::fs::rename(t.path().join("base"), root.join("models/base")).unwrap();
+    let base = stance::checkpoint::BaseRef { id: "org/tiny".into(), revision: "r1".into(), sha256: stance::checkpoint::sha256_file(&root.join("models/base/model.safetensors")).unwrap(), path: "models/base".into() };
+    let out = root.join("models/lora");
+    let v = serde_json::json!({});
+    save(&out, &ckpt, &SaveExtras { training_args: &v, metrics: &v, epoch_log: &[], delta_of: Some(base) }).unwrap();
+    let adapter: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(adapter["peft_type"], "LORA");
+    assert_eq!(adapter["task_type"], "SEQ_CLS");
+    assert_eq!(adapter["r"], 4);
+    assert_eq!(adapter["target_modules"], serde_json::json!(["query", "value"]));
+    let stored = candle_core::safetensors::load(out.join("adapter_model.safetensors"), &Device::Cpu).unwrap();
+    assert!(stored.contains_key("base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight"), "{:?}", stored.keys());
+    assert!(stored.contains_key("base_model.model.classifier.weight"));
+    assert_eq!(stored.len(), 10);
+    assert!(!out.join("model.safetensors").exists());
+
+    let back = load(&out, &Device::Cpu).unwrap();
+    assert!(back.load_report.fresh.is_empty(), "{:?}", back.load_report);
+    let x = ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap().to_vec2::<f32>().unwrap();
+    let y = back.model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(x, y);
+    assert_ne!(x, before, "training moved the adapters");
+}

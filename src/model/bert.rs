@@ -44,6 +44,7 @@ pub struct BertClassifier {
     /// Encoder layers (from the bottom, embeddings included) that are frozen:
     /// run without dropout or gradient even when training.
     frozen_layers: Option<usize>,
+    lora: Option<LoraConfig>,
 }
 
 fn linear(p: &mut ParamStore, name: &str, out: usize, inp: usize, std: f32) -> Result<Linear> {
@@ -52,6 +53,50 @@ fn linear(p: &mut ParamStore, name: &str, out: usize, inp: usize, std: f32) -> R
 
 fn layer_norm(p: &mut ParamStore, name: &str, h: usize, eps: f64) -> Result<LayerNorm> {
     Ok(LayerNorm::new(p.add(&format!("{name}.weight"), &[h], Init::Ones)?, p.add(&format!("{name}.bias"), &[h], Init::Zeros)?, eps))
+}
+
+/// The names of the dense layers of encoder layer `i`, with their shapes
+/// `(out, in)`, in the order modules are built.
+fn layer_linears(c: &BertConfig, i: usize) -> Vec<(String, usize, usize)> {
+    let (h, m) = (c.hidden_size, c.intermediate_size);
+    let n = format!("bert.encoder.layer.{i}");
+    vec![
+        (format!("{n}.attention.self.query"), h, h),
+        (format!("{n}.attention.self.key"), h, h),
+        (format!("{n}.attention.self.value"), h, h),
+        (format!("{n}.attention.output.dense"), h, h),
+        (format!("{n}.intermediate.dense"), m, h),
+        (format!("{n}.output.dense"), h, m),
+    ]
+}
+
+/// LoRA settings (PEFT's `r`, `lora_alpha`, `target_modules`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LoraConfig {
+    pub r: usize,
+    pub alpha: f64,
+    /// Module names as PEFT matches them: `query`, `key`, `value`, `dense`
+    /// (every dense layer inside the encoder layers).
+    pub targets: Vec<String>,
+}
+
+impl LoraConfig {
+    fn targets_module(&self, name: &str) -> bool {
+        let last = name.rsplit('.').next().unwrap_or(name);
+        self.targets.iter().any(|t| t == last)
+    }
+}
+
+fn built_linear(p: &ParamStore, name: &str, lora_scale: f64) -> Linear {
+    let mut l = Linear::new(p.tensor(&format!("{name}.weight")), p.tensor(&format!("{name}.bias")));
+    if p.contains(&format!("{name}.lora_A.weight")) {
+        l.lora = Some(super::linear::Lora { a: p.tensor(&format!("{name}.lora_A.weight")), b: p.tensor(&format!("{name}.lora_B.weight")), scale: lora_scale });
+    }
+    l
+}
+
+fn built_norm(p: &ParamStore, name: &str, eps: f64) -> LayerNorm {
+    LayerNorm::new(p.tensor(&format!("{name}.weight")), p.tensor(&format!("{name}.bias")), eps)
 }
 
 impl BertClassifier {
@@ -100,7 +145,74 @@ impl BertClassifier {
             classifier_dropout: Dropout::new(c.classifier_dropout.unwrap_or(c.hidden_dropout_prob)),
             dropout_rng: Mutex::new(rng.fork()),
             frozen_layers: None,
+            lora: None,
         })
+    }
+
+    /// Rebuild the modules from the parameter store, so that frozen tensors
+    /// are used detached and new adapter tensors are wired in.
+    fn rebuild(&mut self) {
+        let p = &self.params;
+        let c = &self.config;
+        let eps = c.layer_norm_eps;
+        let scale = self.lora.as_ref().map(|l| l.alpha / l.r as f64).unwrap_or(1.0);
+        self.embeddings = Embeddings {
+            word: p.tensor("bert.embeddings.word_embeddings.weight"),
+            position: p.tensor("bert.embeddings.position_embeddings.weight"),
+            token_type: p.tensor("bert.embeddings.token_type_embeddings.weight"),
+            norm: built_norm(p, "bert.embeddings.LayerNorm", eps),
+        };
+        self.layers = (0..c.num_hidden_layers)
+            .map(|i| {
+                let names = layer_linears(c, i);
+                let n = format!("bert.encoder.layer.{i}");
+                Layer {
+                    query: built_linear(p, &names[0].0, scale),
+                    key: built_linear(p, &names[1].0, scale),
+                    value: built_linear(p, &names[2].0, scale),
+                    attn_out: built_linear(p, &names[3].0, scale),
+                    attn_norm: built_norm(p, &format!("{n}.attention.output.LayerNorm"), eps),
+                    intermediate: built_linear(p, &names[4].0, scale),
+                    output: built_linear(p, &names[5].0, scale),
+                    out_norm: built_norm(p, &format!("{n}.output.LayerNorm"), eps),
+                }
+            })
+            .collect();
+        self.pooler = built_linear(p, "bert.pooler.dense", scale);
+        self.classifier = built_linear(p, "classifier", scale);
+    }
+
+    /// Add LoRA adapters to the targeted dense layers of every encoder layer
+    /// and train only them and the classifier (PEFT's LoRA with
+    /// `modules_to_save=["classifier"]`). A starts uniform in +-1/sqrt(in)
+    /// (PEFT's Kaiming-uniform bound), B at zero, so the model's output is
+    /// unchanged until training moves B.
+    pub fn add_lora(&mut self, cfg: &LoraConfig) -> Result<()> {
+        if cfg.r == 0 || cfg.targets.is_empty() {
+            return Err(crate::Error::Invalid("LoRA needs --lora-r > 0 and at least one target module".into()));
+        }
+        let mut hit = 0;
+        for i in 0..self.config.num_hidden_layers {
+            for (name, out, inp) in layer_linears(&self.config, i) {
+                if cfg.targets_module(&name) {
+                    self.params.add(&format!("{name}.lora_A.weight"), &[cfg.r, inp], Init::Uniform(1.0 / (inp as f32).sqrt()))?;
+                    self.params.add(&format!("{name}.lora_B.weight"), &[out, cfg.r], Init::Zeros)?;
+                    hit += 1;
+                }
+            }
+        }
+        if hit == 0 {
+            return Err(crate::Error::Invalid(format!("LoRA targets {:?} match no module (use query, key, value, dense)", cfg.targets)));
+        }
+        self.lora = Some(cfg.clone());
+        self.frozen_layers = None;
+        self.params.set_trainable(|n| n.contains(".lora_") || n.starts_with("classifier."));
+        self.rebuild();
+        Ok(())
+    }
+
+    pub fn lora(&self) -> Option<&LoraConfig> {
+        self.lora.as_ref()
     }
 
     pub fn num_labels(&self) -> usize {
@@ -125,6 +237,7 @@ impl BertClassifier {
                 None => !name.starts_with("bert.embeddings."),
             },
         });
+        self.rebuild();
     }
 
     pub fn frozen_layers(&self) -> Option<usize> {

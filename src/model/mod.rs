@@ -9,10 +9,10 @@ mod layer_norm;
 mod load;
 mod params;
 
-pub use bert::BertClassifier;
+pub use bert::{BertClassifier, LoraConfig};
 pub use config::BertConfig;
 pub use dropout::Dropout;
 pub use layer_norm::LayerNorm;
-pub use linear::Linear;
+pub use linear::{Linear, Lora};
 pub use load::LoadReport;
 pub use params::{Init, ParamStore};

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Copy)]
 pub enum Init {
     Normal(f32),
+    /// Uniform in [-bound, bound].
+    Uniform(f32),
     Zeros,
     Ones,
 }
@@ -38,6 +40,7 @@ impl ParamStore {
         let n: usize = shape.iter().product();
         let data: Vec<f32> = match init {
             Init::Normal(std) => (0..n).map(|_| self.rng.normal() * std).collect(),
+            Init::Uniform(b) => (0..n).map(|_| (self.rng.next_f32() * 2.0 - 1.0) * b).collect(),
             Init::Zeros => vec![0.0; n],
             Init::Ones => vec![1.0; n],
         };
@@ -51,6 +54,22 @@ impl ParamStore {
 
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// The tensor a module should use: the variable itself when trainable,
+    /// a detached view of the same storage when frozen (so backward computes
+    /// no gradient for it at all).
+    pub fn tensor(&self, name: &str) -> Tensor {
+        let v = &self.vars[name];
+        if self.is_trainable(name) {
+            v.as_tensor().clone()
+        } else {
+            v.as_tensor().detach()
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.vars.contains_key(name)
     }
 
     pub fn get(&self, name: &str) -> Option<&Var> {

@@ -21,7 +21,7 @@ pub enum LabelSource {
 }
 
 /// Which parameters fine-tuning updates.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Every tensor.
@@ -30,6 +30,8 @@ pub enum Method {
     Top(usize),
     /// Only the pooler and classifier, over a frozen encoder.
     Head,
+    /// LoRA adapters plus the classifier (saved in PEFT's layout).
+    Lora(crate::model::LoraConfig),
 }
 
 /// Where a delta checkpoint's base comes from (`--delta`).
@@ -83,11 +85,12 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
     let device = Device::Cpu;
     let mut ckpt = load_base(&job.base, &labels, job.max_len, job.train.seed, &device)?;
     ckpt.settings.context = job.context;
-    ckpt.model.set_trainable_layers(match job.method {
-        Method::Full => None,
-        Method::Top(k) => Some(k),
-        Method::Head => Some(0),
-    });
+    match &job.method {
+        Method::Full => ckpt.model.set_trainable_layers(None),
+        Method::Top(k) => ckpt.model.set_trainable_layers(Some(*k)),
+        Method::Head => ckpt.model.set_trainable_layers(Some(0)),
+        Method::Lora(cfg) => ckpt.model.add_lora(cfg)?,
+    }
     if job.delta.is_some() && job.method == Method::Full {
         return Err(Error::Invalid("--delta stores only the trained tensors; use it with --method top or head".into()));
     }
@@ -131,7 +134,11 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
         "epochs": outcome.epochs,
     });
     let log: Vec<serde_json::Value> = outcome.epochs.iter().map(|e| serde_json::to_value(e).expect("serialisable")).collect();
-    let delta_of = match &job.delta {
+    let delta = match (&job.delta, &job.method) {
+        (None, Method::Lora(_)) => Some(DeltaOf { id: job.base.display().to_string(), revision: "unknown".into() }),
+        (d, _) => d.clone(),
+    };
+    let delta_of = match &delta {
         None => None,
         Some(d) => Some(crate::checkpoint::BaseRef {
             id: d.id.clone(),
