@@ -7,6 +7,7 @@
 
 pub mod atomic;
 pub mod batch;
+pub mod bench;
 pub mod calibrate;
 pub mod checkpoint;
 pub mod context;

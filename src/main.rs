@@ -35,6 +35,42 @@ enum Command {
     /// Inspect and split labelled data.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Measure inference or training throughput (see scripts/bench.sh).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// A checkpoint, or a base encoder (then with a fresh 4-label head).
+    #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+    model: PathBuf,
+    /// Sentences (JSONL / CSV / TSV with a text column).
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, value_enum, default_value_t = BenchModeArg::Infer)]
+    mode: BenchModeArg,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 48)]
+    max_len: usize,
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Training steps per repetition.
+    #[arg(long, default_value_t = 8)]
+    steps: usize,
+    /// Use only the first N sentences.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Write the logits of the (first --limit) sentences here as JSON instead of timing.
+    #[arg(long)]
+    logits_out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BenchModeArg {
+    Infer,
+    TrainFull,
+    TrainLora,
 }
 
 #[derive(Args)]
@@ -223,6 +259,7 @@ fn run(cmd: Command) -> Result<()> {
         Command::Eval(a) => eval(a),
         Command::Download(a) => download(a),
         Command::Data(d) => data(d),
+        Command::Bench(a) => bench(a),
     }
 }
 
@@ -419,6 +456,31 @@ fn download(a: DownloadArgs) -> Result<()> {
         println!("{}", f.display());
     }
     Ok(())
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    let rows = stance::data::read_file(&a.data, None)?;
+    let texts: Vec<String> = rows.into_iter().map(|r| r.text).take(a.limit.unwrap_or(usize::MAX)).collect();
+    if let Some(out) = a.logits_out {
+        let logits = stance::bench::logits(&a.model, &texts, a.max_len)?;
+        stance::atomic::write_file(&out, serde_json::to_string(&logits)?.as_bytes())?;
+        return Ok(());
+    }
+    let cfg = stance::bench::BenchConfig {
+        model: a.model,
+        texts,
+        mode: match a.mode {
+            BenchModeArg::Infer => stance::bench::BenchMode::Infer,
+            BenchModeArg::TrainFull => stance::bench::BenchMode::TrainFull,
+            BenchModeArg::TrainLora => stance::bench::BenchMode::TrainLora,
+        },
+        batch_size: a.batch_size,
+        max_len: a.max_len,
+        reps: a.reps,
+        steps: a.steps,
+    };
+    let result = stance::bench::run(&cfg)?;
+    write_output(None, &(serde_json::to_string(&result)? + "\n"))
 }
 
 fn data(cmd: DataCommand) -> Result<()> {

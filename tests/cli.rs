@@ -218,3 +218,31 @@ fn data_stats_and_split() {
     assert_eq!(total, 101);
     assert!(stdout(&o).contains("cross-split duplicate sentences"));
 }
+
+#[test]
+fn bench_reports_throughput_and_logits_match_the_model() {
+    let f = Fixture::new();
+    for mode in ["infer", "train-full", "train-lora"] {
+        let o = stance(&["bench", "--model", &f.p("base"), "--data", &f.p("train.jsonl"), "--mode", mode, "--reps", "2", "--steps", "2", "--batch-size", "4"]);
+        assert!(o.status.success(), "{mode}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(v["mode"], mode);
+        assert!(v["sentences_per_second"].as_f64().unwrap() > 0.0 && v["reps"].as_array().unwrap().len() == 2);
+        assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
+    }
+    let o = f.train("ckpt", &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = stance(&["bench", "--model", &f.p("ckpt"), "--data", &f.p("dev.jsonl"), "--limit", "3", "--logits-out", &f.p("logits.json")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let logits: Vec<Vec<f32>> = serde_json::from_str(&std::fs::read_to_string(f.dir.join("logits.json")).unwrap()).unwrap();
+    assert_eq!(logits.len(), 3);
+    // The same sentence through `predict` gives the softmax of those logits at the fitted temperature.
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.dir.join("ckpt/config.json")).unwrap()).unwrap();
+    let t = cfg["stance"]["temperature"].as_f64().unwrap() as f32;
+    let first = f.write("first.txt", common::TRAIN_ROWS[0].0.as_bytes());
+    let o = stance(&["predict", "--model", &f.p("ckpt"), &first, "--format", "jsonl"]);
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    let want = stance::infer::probabilities(&logits[0], t);
+    let got = row["probabilities"]["assertion"].as_f64().unwrap() as f32;
+    assert!((got - want[0]).abs() < 1e-3, "{got} vs {want:?}");
+}

@@ -7,5 +7,5 @@ pub mod optim;
 pub mod schedule;
 pub mod trainer;
 
-pub use trainer::{train, EpochReport, TrainConfig, TrainEvent, TrainOutcome, ClassWeights, Example};
+pub use trainer::{train, train_step, EpochReport, TrainConfig, TrainEvent, TrainOutcome, ClassWeights, Example};
 pub use job::{run, DeltaOf, LabelSource, Method, TrainJob, TrainSummary};

@@ -5,7 +5,7 @@
 use super::loss::{balanced_weights, weighted_cross_entropy};
 use super::optim::{clip_grad_norm, AdamW};
 use super::schedule::lr_at;
-use crate::batch::{make_batch, Encoded};
+use crate::batch::{make_batch, Batch, Encoded};
 use crate::labels::LabelSet;
 use crate::metrics::{Confusion, Metrics};
 use crate::model::BertClassifier;
@@ -111,6 +111,26 @@ pub fn evaluate(model: &BertClassifier, examples: &[Example], labels: &LabelSet,
     Ok(crate::eval::score(model, &encs, &gold, labels, batch_size, pad_id, 1.0, |_| {})?.0.metrics)
 }
 
+/// One optimisation step on a labelled batch: forward in training mode,
+/// class-weighted loss, backward, gradient clipping, AdamW update. Returns
+/// the loss and the gradient norm before clipping.
+pub fn train_step(model: &BertClassifier, b: &Batch, weights: &Tensor, opt: &mut AdamW, vars: &[(String, candle_core::Var)], max_grad_norm: f64, lr: f64) -> Result<(f64, f64)> {
+    let logits = model.forward_t(&b.ids, &b.type_ids, &b.mask, true)?;
+    let labels = b.labels.as_ref().ok_or_else(|| Error::Invalid("training batch without labels".into()))?;
+    let loss = weighted_cross_entropy(&logits, labels, weights)?;
+    let loss_v = loss.to_scalar::<f32>()? as f64;
+    if !loss_v.is_finite() {
+        return Err(Error::Diverged(format!("loss is {loss_v}")));
+    }
+    let mut grads = loss.backward()?;
+    let grad_norm = clip_grad_norm(&mut grads, vars, max_grad_norm)?;
+    if !grad_norm.is_finite() {
+        return Err(Error::Diverged(format!("gradient norm is {grad_norm}")));
+    }
+    opt.step(&grads, lr)?;
+    Ok((loss_v, grad_norm))
+}
+
 /// Fine-tune `model` on `train`, choosing the epoch with the best macro-F1 on
 /// `dev` (the last epoch when `dev` is empty). On return the model holds the
 /// chosen epoch's weights.
@@ -150,19 +170,12 @@ pub fn train(model: &mut BertClassifier, train: &[Example], dev: &[Example], lab
             let items: Vec<&Encoded> = batch_idx.iter().map(|&i| &train[i].enc).collect();
             let ys: Vec<u32> = batch_idx.iter().map(|&i| train[i].label).collect();
             let b = make_batch(&items, Some(&ys), cfg.pad_id, &device)?;
-            let logits = model.forward_t(&b.ids, &b.type_ids, &b.mask, true)?;
-            let loss = weighted_cross_entropy(&logits, b.labels.as_ref().expect("labels set"), &weights)?;
-            let loss_v = loss.to_scalar::<f32>()? as f64;
-            if !loss_v.is_finite() {
-                return Err(Error::Diverged(format!("loss is {loss_v} at step {} (epoch {epoch}); try a lower --lr", step + 1)));
-            }
-            let mut grads = loss.backward()?;
-            let grad_norm = clip_grad_norm(&mut grads, &vars, cfg.max_grad_norm)?;
-            if !grad_norm.is_finite() {
-                return Err(Error::Diverged(format!("gradient norm is {grad_norm} at step {}; try a lower --lr", step + 1)));
-            }
             let lr = lr_at(step, total, warmup, cfg.lr);
-            opt.step(&grads, lr)?;
+            let (loss_v, grad_norm) = train_step(model, &b, &weights, &mut opt, &vars, cfg.max_grad_norm, lr)
+                .map_err(|e| match e {
+                    Error::Diverged(m) => Error::Diverged(format!("{m} at step {} (epoch {epoch}); try a lower --lr", step + 1)),
+                    e => e,
+                })?;
             step += 1;
             seen += b.len;
             loss_sum += loss_v * b.len as f64;

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# stance vs PyTorch + transformers on this machine, in one run: inference,
+# full and LoRA fine-tuning sentences/s, end-to-end article labelling vs
+# pipeline("text-classification"), peak memory, cold-start predict; plus the
+# interoperability checks (each side loads the other's checkpoint and the
+# logits must agree to 1e-4). Alternates the two tools, several repetitions,
+# and reports medians.
+#
+# Usage: scripts/bench.sh [THREADS] [ROUNDS]      (defaults: 2 threads, 3 rounds)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=${1:-2}
+rounds=${2:-3}
+venv=scripts/bench/.venv
+scripts/fetch-base-model.sh
+cargo build --release --quiet
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet torch transformers peft
+fi
+py="$venv/bin/python"
+st="target/release/stance --threads $threads"
+base=models/all-MiniLM-L6-v2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+res="$work/results.jsonl"
+common="--batch-size 16 --max-len 48"
+export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads RAYON_NUM_THREADS=$threads
+head -n 256 data/stance.train.jsonl > "$work/train-subset.jsonl"
+
+for r in $(seq "$rounds"); do
+  echo "round $r/$rounds" >&2
+  $st bench --model $base --data data/stance.test.jsonl --mode infer $common --reps 3 >> "$res"
+  "$py" scripts/bench/pytorch_ref.py --model $base --data data/stance.test.jsonl --mode infer $common --reps 3 --threads "$threads" >> "$res"
+  $st bench --model $base --data "$work/train-subset.jsonl" --mode train-full $common --reps 2 --steps 6 >> "$res"
+  "$py" scripts/bench/pytorch_ref.py --model $base --data "$work/train-subset.jsonl" --mode train-full $common --reps 2 --steps 6 --threads "$threads" >> "$res"
+  $st bench --model $base --data "$work/train-subset.jsonl" --mode train-lora $common --reps 2 --steps 6 >> "$res"
+  "$py" scripts/bench/pytorch_ref.py --model $base --data "$work/train-subset.jsonl" --mode train-lora $common --reps 2 --steps 6 --threads "$threads" >> "$res"
+  "$py" scripts/bench/pytorch_ref.py --model $base --data data/stance.test.jsonl --mode pipeline $common --reps 1 --threads "$threads" >> "$res"
+done
+
+# End to end on whole articles: the test split's 28 articles as plain text,
+# labelled by the shipped model (same architecture as the base), process
+# start, model load, splitting and tokenising included.
+"$py" - "$work" <<'PY'
+import json, sys, collections
+arts = collections.OrderedDict()
+for l in open("data/stance.test.jsonl"):
+    r = json.loads(l); arts.setdefault(r["article"], []).append(r["text"])
+for i, (a, s) in enumerate(arts.items()):
+    open(f"{sys.argv[1]}/article-{i:02d}.txt", "w").write(" ".join(s) + "\n")
+# one article of about 20 sentences for the cold-start check
+best = min(arts.values(), key=lambda s: abs(len(s) - 20))
+open(f"{sys.argv[1]}/one.txt", "w").write(" ".join(best) + "\n")
+print(len(best), file=open(f"{sys.argv[1]}/one.n", "w"))
+PY
+n_sent=$(wc -l < data/stance.test.jsonl)
+for r in $(seq "$rounds"); do
+  s=$(date +%s.%N); $st predict --format jsonl "$work"/article-*.txt > "$work/e2e.jsonl"; e=$(date +%s.%N)
+  echo "{\"tool\": \"stance\", \"mode\": \"end-to-end\", \"sentences_per_second\": $(echo "$n_sent / ($e - $s)" | bc -l)}" >> "$res"
+  s=$(date +%s.%N); $st predict --format jsonl "$work/one.txt" > /dev/null; e=$(date +%s.%N)
+  echo "{\"tool\": \"stance\", \"mode\": \"cold-start-seconds\", \"seconds\": $(echo "$e - $s" | bc -l), \"sentences\": $(cat "$work/one.n")}" >> "$res"
+done
+
+# Interoperability, both ways, on 50 test sentences.
+$st train --train "$work/train-subset.jsonl" --base $base --out "$work/st-ckpt" --method full --epochs 1 --max-len 48 >/dev/null 2>&1
+$st bench --model "$work/st-ckpt" --data data/stance.test.jsonl --limit 50 --max-len 48 --logits-out "$work/st-on-st.json"
+"$py" scripts/bench/pytorch_ref.py --model "$work/st-ckpt" --data data/stance.test.jsonl --mode logits --limit 50 --max-len 48 --out "$work/pt-on-st.json"
+"$py" scripts/bench/pytorch_ref.py --model $base --data "$work/train-subset.jsonl" --mode train-save --max-len 48 --out "$work/pt-ckpt"
+"$py" scripts/bench/pytorch_ref.py --model "$work/pt-ckpt" --data data/stance.test.jsonl --mode logits --limit 50 --max-len 48 --out "$work/pt-on-pt.json"
+$st bench --model "$work/pt-ckpt" --data data/stance.test.jsonl --limit 50 --max-len 48 --logits-out "$work/st-on-pt.json"
+
+"$py" - "$res" "$work" "$threads" <<'PY'
+import json, statistics, sys
+res, work, threads = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = [json.loads(l) for l in open(res) if l.strip()]
+def med(tool, mode, key="sentences_per_second"):
+    v = [r[key] for r in rows if r["tool"] == tool and r["mode"] == mode]
+    return statistics.median(v) if v else float("nan")
+def peak(tool, mode):
+    v = [r.get("peak_rss_mb", float("nan")) for r in rows if r["tool"] == tool and r["mode"] == mode]
+    return max(v) if v else float("nan")
+print(f"\nall-MiniLM-L6-v2, batch 16, max 48 tokens, {threads} threads; medians of alternating runs\n")
+print("| measure | stance | PyTorch | stance / PyTorch |")
+print("|---|---|---|---|")
+for mode, label in [("infer", "inference, sentences/s"), ("train-full", "full fine-tuning, sentences/s"), ("train-lora", "LoRA fine-tuning, sentences/s")]:
+    s, p = med("stance", mode), med("pytorch", mode)
+    print(f"| {label} | {s:.1f} | {p:.1f} | {s / p:.2f} |")
+for mode, label in [("infer", "inference peak memory, MB"), ("train-full", "full fine-tuning peak memory, MB"), ("train-lora", "LoRA peak memory, MB")]:
+    s, p = peak("stance", mode), peak("pytorch", mode)
+    print(f"| {label} | {s:.0f} | {p:.0f} | {s / p:.2f} |")
+s, p = med("stance", "end-to-end"), med("pytorch", "pipeline")
+print(f"| whole articles (stance predict) vs pipeline(), sentences/s | {s:.1f} | {p:.1f} | {s / p:.2f} |")
+c = med("stance", "cold-start-seconds", "seconds")
+print(f"| stance predict, one article, cold start, seconds | {c:.2f} | | |")
+def maxdiff(a, b):
+    A, B = json.load(open(f"{work}/{a}")), json.load(open(f"{work}/{b}"))
+    return max(abs(x - y) for ra, rb in zip(A, B) for x, y in zip(ra, rb)), len(A)
+d1, n1 = maxdiff("st-on-st.json", "pt-on-st.json")
+d2, n2 = maxdiff("st-on-pt.json", "pt-on-pt.json")
+print(f"\ninterop: transformers loads a stance checkpoint: max |logit diff| {d1:.2e} over {n1} sentences ({'ok' if d1 < 1e-4 else 'FAIL'})")
+print(f"interop: stance loads a transformers checkpoint: max |logit diff| {d2:.2e} over {n2} sentences ({'ok' if d2 < 1e-4 else 'FAIL'})")
+PY
