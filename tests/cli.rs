@@ -246,3 +246,23 @@ fn bench_reports_throughput_and_logits_match_the_model() {
     let got = row["probabilities"]["assertion"].as_f64().unwrap() as f32;
     assert!((got - want[0]).abs() < 1e-3, "{got} vs {want:?}");
 }
+
+#[test]
+fn context_checkpoints_feed_neighbours_as_second_segment() {
+    let f = Fixture::new();
+    let o = f.train("ctx", &["--epochs", "1", "--context", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ckpt = stance::checkpoint::load(&f.dir.join("ctx"), &candle_core::Device::Cpu).unwrap();
+    assert_eq!(ckpt.settings.context, 1);
+    let rows = stance::data::read_file(&f.dir.join("dev.jsonl"), None).unwrap();
+    let encs = stance::eval::encode_rows(&ckpt, &rows).unwrap();
+    // Sentence 1 of article a0 sees sentences 0 and 2 as segment B (type 1).
+    assert!(encs[1].type_ids.contains(&1));
+    let alone = ckpt.encoder.encode(&[rows[1].text.as_str()], None).unwrap();
+    assert!(encs[1].ids.len() > alone[0].ids.len() + 5);
+    // predict picks the context up from the checkpoint by itself.
+    let a = f.write("a.txt", b"The mayor denied the report. Police accused him of fraud. The town was founded in 1820.");
+    let o = stance(&["predict", "--model", &f.p("ctx"), &a, "--format", "jsonl"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 3);
+}
