@@ -69,6 +69,10 @@ $st bench --model "$work/st-ckpt" --data data/stance.test.jsonl --limit 50 --max
 "$py" scripts/bench/pytorch_ref.py --model $base --data "$work/train-subset.jsonl" --mode train-save --max-len 48 --out "$work/pt-ckpt"
 "$py" scripts/bench/pytorch_ref.py --model "$work/pt-ckpt" --data data/stance.test.jsonl --mode logits --limit 50 --max-len 48 --out "$work/pt-on-pt.json"
 $st bench --model "$work/pt-ckpt" --data data/stance.test.jsonl --limit 50 --max-len 48 --logits-out "$work/st-on-pt.json"
+# A stance LoRA checkpoint loaded by PEFT over the base.
+$st train --train "$work/train-subset.jsonl" --base $base --out "$work/st-lora" --method lora --epochs 1 --max-len 48 --lr 1e-3 >/dev/null 2>&1
+$st bench --model "$work/st-lora" --data data/stance.test.jsonl --limit 50 --max-len 48 --logits-out "$work/st-on-lora.json"
+"$py" scripts/bench/pytorch_ref.py --model $base --adapter "$work/st-lora" --data data/stance.test.jsonl --mode logits --limit 50 --max-len 48 --out "$work/peft-on-lora.json"
 
 "$py" - "$res" "$work" "$threads" <<'PY'
 import json, statistics, sys
@@ -100,4 +104,6 @@ d1, n1 = maxdiff("st-on-st.json", "pt-on-st.json")
 d2, n2 = maxdiff("st-on-pt.json", "pt-on-pt.json")
 print(f"\ninterop: transformers loads a stance checkpoint: max |logit diff| {d1:.2e} over {n1} sentences ({'ok' if d1 < 1e-4 else 'FAIL'})")
 print(f"interop: stance loads a transformers checkpoint: max |logit diff| {d2:.2e} over {n2} sentences ({'ok' if d2 < 1e-4 else 'FAIL'})")
+d3, n3 = maxdiff("st-on-lora.json", "peft-on-lora.json")
+print(f"interop: PEFT loads a stance LoRA adapter: max |logit diff| {d3:.2e} over {n3} sentences ({'ok' if d3 < 1e-4 else 'FAIL'})")
 PY

@@ -57,6 +57,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int)
     ap.add_argument("--out")
+    ap.add_argument("--adapter", help="a PEFT LoRA directory to load over --model (logits mode)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -64,6 +65,9 @@ def main():
     tok, model = load(a.model)
     reps = []
     if a.mode == "logits":
+        if a.adapter:
+            from peft import PeftModel
+            model = PeftModel.from_pretrained(model, a.adapter)
         model.eval()
         rows = []
         with torch.no_grad():
