@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use stance::batch::TextEncoder;
 use stance::checkpoint::{load, load_base, save, SaveExtras};
 use stance::labels::LabelSet;
-use stance::model::{BertClassifier, BertConfig};
+use stance::model::BertConfig;
 use stance::train::{train, ClassWeights, Example, TrainConfig};
 
 fn tiny_batch(enc: &TextEncoder, texts: &[&str]) -> stance::batch::Batch {

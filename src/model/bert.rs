@@ -47,12 +47,44 @@ pub struct BertClassifier {
     lora: Option<LoraConfig>,
 }
 
-fn linear(p: &mut ParamStore, name: &str, out: usize, inp: usize, std: f32) -> Result<Linear> {
-    Ok(Linear::new(p.add(&format!("{name}.weight"), &[out, inp], Init::Normal(std))?, p.add(&format!("{name}.bias"), &[out], Init::Zeros)?))
+fn add_linear(p: &mut ParamStore, name: &str, out: usize, inp: usize, std: f32) -> Result<()> {
+    p.add(&format!("{name}.weight"), &[out, inp], Init::Normal(std))?;
+    p.add(&format!("{name}.bias"), &[out], Init::Zeros)?;
+    Ok(())
 }
 
-fn layer_norm(p: &mut ParamStore, name: &str, h: usize, eps: f64) -> Result<LayerNorm> {
-    Ok(LayerNorm::new(p.add(&format!("{name}.weight"), &[h], Init::Ones)?, p.add(&format!("{name}.bias"), &[h], Init::Zeros)?, eps))
+fn add_norm(p: &mut ParamStore, name: &str, h: usize) -> Result<()> {
+    p.add(&format!("{name}.weight"), &[h], Init::Ones)?;
+    p.add(&format!("{name}.bias"), &[h], Init::Zeros)?;
+    Ok(())
+}
+
+/// The model's modules, wired to the store's tensors (frozen ones detached).
+fn modules(p: &ParamStore, c: &BertConfig, lora_scale: f64) -> (Embeddings, Vec<Layer>, Linear, Linear) {
+    let eps = c.layer_norm_eps;
+    let embeddings = Embeddings {
+        word: p.tensor("bert.embeddings.word_embeddings.weight"),
+        position: p.tensor("bert.embeddings.position_embeddings.weight"),
+        token_type: p.tensor("bert.embeddings.token_type_embeddings.weight"),
+        norm: built_norm(p, "bert.embeddings.LayerNorm", eps),
+    };
+    let layers = (0..c.num_hidden_layers)
+        .map(|i| {
+            let names = layer_linears(c, i);
+            let n = format!("bert.encoder.layer.{i}");
+            Layer {
+                query: built_linear(p, &names[0].0, lora_scale),
+                key: built_linear(p, &names[1].0, lora_scale),
+                value: built_linear(p, &names[2].0, lora_scale),
+                attn_out: built_linear(p, &names[3].0, lora_scale),
+                attn_norm: built_norm(p, &format!("{n}.attention.output.LayerNorm"), eps),
+                intermediate: built_linear(p, &names[4].0, lora_scale),
+                output: built_linear(p, &names[5].0, lora_scale),
+                out_norm: built_norm(p, &format!("{n}.output.LayerNorm"), eps),
+            }
+        })
+        .collect();
+    (embeddings, layers, built_linear(p, "bert.pooler.dense", lora_scale), built_linear(p, "classifier", lora_scale))
 }
 
 /// The names of the dense layers of encoder layer `i`, with their shapes
@@ -107,31 +139,28 @@ impl BertClassifier {
         config.validate().map_err(crate::Error::Invalid)?;
         let c = config;
         let std = c.extra.get("initializer_range").and_then(|v| v.as_f64()).unwrap_or(0.02) as f32;
-        let (h, eps) = (c.hidden_size, c.layer_norm_eps);
+        let h = c.hidden_size;
         let mut rng = Rng::new(seed);
         let mut p = ParamStore::new(rng.next_u64(), device.clone());
-        let embeddings = Embeddings {
-            word: p.add("bert.embeddings.word_embeddings.weight", &[c.vocab_size, h], Init::Normal(std))?,
-            position: p.add("bert.embeddings.position_embeddings.weight", &[c.max_position_embeddings, h], Init::Normal(std))?,
-            token_type: p.add("bert.embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h], Init::Normal(std))?,
-            norm: layer_norm(&mut p, "bert.embeddings.LayerNorm", h, eps)?,
-        };
-        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        p.add("bert.embeddings.word_embeddings.weight", &[c.vocab_size, h], Init::Normal(std))?;
+        p.add("bert.embeddings.position_embeddings.weight", &[c.max_position_embeddings, h], Init::Normal(std))?;
+        p.add("bert.embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h], Init::Normal(std))?;
+        add_norm(&mut p, "bert.embeddings.LayerNorm", h)?;
         for i in 0..c.num_hidden_layers {
             let n = format!("bert.encoder.layer.{i}");
-            layers.push(Layer {
-                query: linear(&mut p, &format!("{n}.attention.self.query"), h, h, std)?,
-                key: linear(&mut p, &format!("{n}.attention.self.key"), h, h, std)?,
-                value: linear(&mut p, &format!("{n}.attention.self.value"), h, h, std)?,
-                attn_out: linear(&mut p, &format!("{n}.attention.output.dense"), h, h, std)?,
-                attn_norm: layer_norm(&mut p, &format!("{n}.attention.output.LayerNorm"), h, eps)?,
-                intermediate: linear(&mut p, &format!("{n}.intermediate.dense"), c.intermediate_size, h, std)?,
-                output: linear(&mut p, &format!("{n}.output.dense"), h, c.intermediate_size, std)?,
-                out_norm: layer_norm(&mut p, &format!("{n}.output.LayerNorm"), h, eps)?,
-            });
+            let dense = layer_linears(c, i);
+            for (name, out, inp) in &dense[..4] {
+                add_linear(&mut p, name, *out, *inp, std)?;
+            }
+            add_norm(&mut p, &format!("{n}.attention.output.LayerNorm"), h)?;
+            for (name, out, inp) in &dense[4..] {
+                add_linear(&mut p, name, *out, *inp, std)?;
+            }
+            add_norm(&mut p, &format!("{n}.output.LayerNorm"), h)?;
         }
-        let pooler = linear(&mut p, "bert.pooler.dense", h, h, std)?;
-        let classifier = linear(&mut p, "classifier", num_labels, h, std)?;
+        add_linear(&mut p, "bert.pooler.dense", h, h, std)?;
+        add_linear(&mut p, "classifier", num_labels, h, std)?;
+        let (embeddings, layers, pooler, classifier) = modules(&p, c, 1.0);
         Ok(BertClassifier {
             config: config.clone(),
             params: p,
@@ -154,32 +183,8 @@ impl BertClassifier {
     fn rebuild(&mut self) {
         let p = &self.params;
         let c = &self.config;
-        let eps = c.layer_norm_eps;
         let scale = self.lora.as_ref().map(|l| l.alpha / l.r as f64).unwrap_or(1.0);
-        self.embeddings = Embeddings {
-            word: p.tensor("bert.embeddings.word_embeddings.weight"),
-            position: p.tensor("bert.embeddings.position_embeddings.weight"),
-            token_type: p.tensor("bert.embeddings.token_type_embeddings.weight"),
-            norm: built_norm(p, "bert.embeddings.LayerNorm", eps),
-        };
-        self.layers = (0..c.num_hidden_layers)
-            .map(|i| {
-                let names = layer_linears(c, i);
-                let n = format!("bert.encoder.layer.{i}");
-                Layer {
-                    query: built_linear(p, &names[0].0, scale),
-                    key: built_linear(p, &names[1].0, scale),
-                    value: built_linear(p, &names[2].0, scale),
-                    attn_out: built_linear(p, &names[3].0, scale),
-                    attn_norm: built_norm(p, &format!("{n}.attention.output.LayerNorm"), eps),
-                    intermediate: built_linear(p, &names[4].0, scale),
-                    output: built_linear(p, &names[5].0, scale),
-                    out_norm: built_norm(p, &format!("{n}.output.LayerNorm"), eps),
-                }
-            })
-            .collect();
-        self.pooler = built_linear(p, "bert.pooler.dense", scale);
-        self.classifier = built_linear(p, "classifier", scale);
+        (self.embeddings, self.layers, self.pooler, self.classifier) = modules(p, c, scale);
     }
 
     /// Add LoRA adapters to the targeted dense layers of every encoder layer
