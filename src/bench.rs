@@ -6,6 +6,7 @@
 
 use crate::batch::{make_batch, Batch, Encoded};
 use crate::checkpoint::{load, load_base, Checkpoint};
+use crate::engine::{Engine, Precision};
 use crate::labels::LabelSet;
 use crate::train::optim::AdamW;
 use crate::train::train_step;
@@ -33,6 +34,8 @@ pub struct BenchConfig {
     pub reps: usize,
     /// Training steps per repetition.
     pub steps: usize,
+    /// Precision of the inference engine (infer mode).
+    pub precision: Precision,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +46,7 @@ pub struct BenchResult {
     pub max_len: usize,
     pub sentences_per_second: f64,
     pub reps: Vec<f64>,
+    pub precision: Precision,
     pub peak_rss_mb: f64,
 }
 
@@ -100,13 +104,18 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
     let mut reps = Vec::new();
     match cfg.mode {
         BenchMode::Infer => {
-            let bs = batches(&ckpt, &cfg.texts, cfg.batch_size, false)?;
+            // The same sentences per batch as the reference (file order), but
+            // packed without padding by the engine.
+            let refs: Vec<&str> = cfg.texts.iter().map(String::as_str).collect();
+            let encs = ckpt.encoder.encode(&refs, None)?;
+            let chunks: Vec<Vec<&Encoded>> = encs.chunks(cfg.batch_size).map(|c| c.iter().collect()).collect();
+            let engine = Engine::new(&ckpt.model, cfg.precision)?;
             // One untimed pass warms caches and allocators, as in the reference.
-            let _ = ckpt.model.forward_t(&bs[0].ids, &bs[0].type_ids, &bs[0].mask, false)?;
+            engine.logits(&chunks[0])?;
             for _ in 0..cfg.reps {
                 let t = Instant::now();
-                for b in &bs {
-                    ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, false)?.to_vec2::<f32>()?;
+                for c in &chunks {
+                    engine.logits(c)?;
                 }
                 reps.push(cfg.texts.len() as f64 / t.elapsed().as_secs_f64());
             }
@@ -133,18 +142,16 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
             }
         }
     }
-    Ok(BenchResult { tool: "stance", mode: cfg.mode, batch_size: cfg.batch_size, max_len: cfg.max_len, sentences_per_second: median(&reps), reps, peak_rss_mb: peak_rss_mb() })
+    Ok(BenchResult { tool: "stance", mode: cfg.mode, batch_size: cfg.batch_size, max_len: cfg.max_len, sentences_per_second: median(&reps), reps, precision: cfg.precision, peak_rss_mb: peak_rss_mb() })
 }
 
-/// Logits (inference path) for `texts`, for checking against another
-/// implementation.
-pub fn logits(model_dir: &std::path::Path, texts: &[String], max_len: usize) -> Result<Vec<Vec<f32>>> {
+/// Logits of the inference engine for `texts`, for checking against
+/// another implementation.
+pub fn logits(model_dir: &std::path::Path, texts: &[String], max_len: usize, precision: Precision) -> Result<Vec<Vec<f32>>> {
     let ckpt = open(model_dir, max_len)?;
-    let mut out = Vec::new();
-    for b in batches(&ckpt, texts, 16, false)? {
-        out.extend(ckpt.model.forward_t(&b.ids, &b.type_ids, &b.mask, false)?.to_vec2::<f32>()?);
-    }
-    Ok(out)
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let encs = ckpt.encoder.encode(&refs, None)?;
+    crate::infer::predict_logits(&ckpt.model, &encs, 16, precision, |_| {})
 }
 
 #[cfg(test)]

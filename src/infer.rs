@@ -1,21 +1,26 @@
-//! Batched inference: run the model over tokenised examples in
-//! length-sorted batches (little padding) with the fused inference kernels,
-//! and return logits in the original order.
+//! Batched inference: run the [`Engine`] over tokenised examples in
+//! length-sorted batches and return logits in the original order.
 
-use crate::batch::{length_buckets, make_batch, Encoded};
+use crate::batch::{length_buckets, Encoded};
+use crate::engine::{Engine, Precision};
 use crate::model::BertClassifier;
 use crate::Result;
 
-/// Logits for every example, in input order. `progress` receives the number
-/// of examples finished after each batch.
-pub fn predict_logits(model: &BertClassifier, examples: &[Encoded], batch_size: usize, pad_id: u32, mut progress: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+/// Logits for every example, in input order, from an engine built for this
+/// call. `progress` receives the number of examples finished after each batch.
+pub fn predict_logits(model: &BertClassifier, examples: &[Encoded], batch_size: usize, precision: Precision, progress: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+    engine_logits(&Engine::new(model, precision)?, examples, batch_size, progress)
+}
+
+/// Logits for every example, in input order. Sentences of similar length
+/// share a batch, so threads finish their sentences' attention together.
+pub fn engine_logits(engine: &Engine, examples: &[Encoded], batch_size: usize, mut progress: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
     let lengths: Vec<usize> = examples.iter().map(|e| e.ids.len()).collect();
     let mut out = vec![Vec::new(); examples.len()];
     let mut done = 0;
     for bucket in length_buckets(&lengths, batch_size) {
         let items: Vec<&Encoded> = bucket.iter().map(|&i| &examples[i]).collect();
-        let b = make_batch(&items, None, pad_id, model.device())?;
-        let logits = model.forward_t(&b.ids, &b.type_ids, &b.mask, false)?.to_vec2::<f32>()?;
+        let logits = engine.logits(&items)?;
         for (&i, row) in bucket.iter().zip(logits) {
             out[i] = row;
         }

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod context;
 pub mod data;
 pub mod download;
+pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod infer;

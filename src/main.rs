@@ -1,6 +1,7 @@
 //! The `stance` command line: parse flags into typed configs, call one
 //! library function per command, print errors with their whole chain.
 
+use stance::engine::Precision;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -64,6 +65,9 @@ struct BenchArgs {
     /// Write the logits of the (first --limit) sentences here as JSON instead of timing.
     #[arg(long)]
     logits_out: Option<PathBuf>,
+    /// Precision of the inference engine's matrix products (infer, logits).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -181,6 +185,9 @@ struct PredictArgs {
     output: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// Matrix products in f32, or in bf16 with f32 sums (faster on CPUs with AVX512-BF16).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
 
 #[derive(Args)]
@@ -195,6 +202,9 @@ struct EvalArgs {
     json: bool,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// Matrix products in f32, or in bf16 with f32 sums.
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
 
 #[derive(Args)]
@@ -402,7 +412,7 @@ fn predict(a: PredictArgs) -> Result<()> {
     let articles = read_articles(&a.files, a.jsonl)?;
     let ckpt = load_model(&a.model)?;
     let pb = bar(0, "{elapsed_precise} labelling {pos}/{len} sentences");
-    let preds = stance::predict::predict_articles(&ckpt, &articles, a.batch_size, |n| pb.set_position(n as u64))?;
+    let preds = stance::predict::predict_articles(&ckpt, &articles, a.batch_size, a.precision, |n| pb.set_position(n as u64))?;
     pb.finish_and_clear();
     let to_terminal = a.output.is_none() && std::io::stdout().is_terminal();
     let format = match a.format {
@@ -436,7 +446,7 @@ fn eval(a: EvalArgs) -> Result<()> {
     let ckpt = load_model(&a.model)?;
     let rows = stance::data::read_files(&a.data, Some(&ckpt.labels))?;
     let pb = bar(rows.len() as u64, "{elapsed_precise} [{bar:30}] {pos}/{len} sentences");
-    let report = stance::eval::evaluate_checkpoint(&ckpt, &rows, a.batch_size, |n| pb.set_position(n as u64))?;
+    let report = stance::eval::evaluate_checkpoint(&ckpt, &rows, a.batch_size, a.precision, |n| pb.set_position(n as u64))?;
     pb.finish_and_clear();
     let text = if a.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.render() };
     write_output(None, &text)
@@ -462,7 +472,7 @@ fn bench(a: BenchArgs) -> Result<()> {
     let rows = stance::data::read_file(&a.data, None)?;
     let texts: Vec<String> = rows.into_iter().map(|r| r.text).take(a.limit.unwrap_or(usize::MAX)).collect();
     if let Some(out) = a.logits_out {
-        let logits = stance::bench::logits(&a.model, &texts, a.max_len)?;
+        let logits = stance::bench::logits(&a.model, &texts, a.max_len, a.precision)?;
         stance::atomic::write_file(&out, serde_json::to_string(&logits)?.as_bytes())?;
         return Ok(());
     }
@@ -478,6 +488,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         max_len: a.max_len,
         reps: a.reps,
         steps: a.steps,
+        precision: a.precision,
     };
     let result = stance::bench::run(&cfg)?;
     write_output(None, &(serde_json::to_string(&result)? + "\n"))

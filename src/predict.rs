@@ -2,6 +2,7 @@
 //! render the result as a table, JSONL or CSV.
 
 use crate::checkpoint::Checkpoint;
+use crate::engine::Precision;
 use crate::infer::{argmax, predict_logits, probabilities};
 use crate::splitter::split_sentences;
 use crate::{Error, Result};
@@ -30,7 +31,7 @@ pub struct Prediction {
 }
 
 /// Label every sentence of every article.
-pub fn predict_articles(ckpt: &Checkpoint, articles: &[Article], batch_size: usize, progress: impl FnMut(usize)) -> Result<Vec<Prediction>> {
+pub fn predict_articles(ckpt: &Checkpoint, articles: &[Article], batch_size: usize, precision: Precision, progress: impl FnMut(usize)) -> Result<Vec<Prediction>> {
     let mut spans = Vec::new();
     for a in articles {
         let sentences = split_sentences(&a.text);
@@ -58,7 +59,7 @@ pub fn predict_articles(ckpt: &Checkpoint, articles: &[Article], batch_size: usi
     } else {
         ckpt.encoder.encode(&texts, None)?
     };
-    let logits = predict_logits(&ckpt.model, &encs, batch_size, ckpt.encoder.pad_id(), progress)?;
+    let logits = predict_logits(&ckpt.model, &encs, batch_size, precision, progress)?;
     let mut out = Vec::with_capacity(texts.len());
     let mut k = 0;
     for (a, ss) in articles.iter().zip(&spans) {

@@ -110,7 +110,7 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
     if !dev_ex.is_empty() {
         let encs: Vec<_> = dev_ex.iter().map(|e| e.enc.clone()).collect();
         let gold: Vec<usize> = dev_ex.iter().map(|e| e.label as usize).collect();
-        let logits = crate::infer::predict_logits(&ckpt.model, &encs, cfg.batch_size * 2, cfg.pad_id, |_| {})?;
+        let logits = crate::infer::predict_logits(&ckpt.model, &encs, cfg.batch_size * 2, crate::engine::Precision::F32, |_| {})?;
         let t = crate::calibrate::fit_temperature(&logits, &gold);
         let ece = |t: f32| {
             let p: Vec<Vec<f32>> = logits.iter().map(|l| crate::infer::probabilities(l, t)).collect();

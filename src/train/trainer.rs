@@ -105,10 +105,10 @@ fn epoch_batches(rng: &mut Rng, examples: &[Example], batch_size: usize) -> Vec<
 }
 
 /// Score `examples` with the model (the same code as `stance eval`).
-pub fn evaluate(model: &BertClassifier, examples: &[Example], labels: &LabelSet, batch_size: usize, pad_id: u32) -> Result<Metrics> {
+pub fn evaluate(model: &BertClassifier, examples: &[Example], labels: &LabelSet, batch_size: usize) -> Result<Metrics> {
     let encs: Vec<Encoded> = examples.iter().map(|e| e.enc.clone()).collect();
     let gold: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
-    Ok(crate::eval::score(model, &encs, &gold, labels, batch_size, pad_id, 1.0, |_| {})?.0.metrics)
+    Ok(crate::eval::score(model, &encs, &gold, labels, batch_size, crate::engine::Precision::F32, 1.0, |_| {})?.0.metrics)
 }
 
 /// One optimisation step on a labelled batch: forward in training mode,
@@ -182,7 +182,7 @@ pub fn train(model: &mut BertClassifier, train: &[Example], dev: &[Example], lab
             on_event(&TrainEvent::Step { step, epoch, loss: loss_v, lr, grad_norm, examples_seen: seen });
         }
         let seconds = started.elapsed().as_secs_f64();
-        let dev_metrics = if dev.is_empty() { None } else { Some(evaluate(model, dev, labels, cfg.batch_size * 2, cfg.pad_id)?) };
+        let dev_metrics = if dev.is_empty() { None } else { Some(evaluate(model, dev, labels, cfg.batch_size * 2)?) };
         let score = dev_metrics.as_ref().map(|m| m.macro_avg.f1).unwrap_or(epoch as f64);
         let improved = best.as_ref().is_none_or(|(s, ..)| score > *s);
         if improved {

@@ -1,0 +1,175 @@
+//! Dense layers of the inference engine: `y = x W^T (+ b)` for row-major
+//! activations `x` `[m, k]` and Hugging Face weights `W` `[n, k]`.
+//!
+//! - f32: [`super::f32_kernel`] on CPUs with AVX-512, the `gemm` crate
+//!   (candle's CPU matmul, AVX2 + FMA as candle builds it) elsewhere.
+//! - bf16: weights rounded to bfloat16 once and packed for
+//!   [`super::bf16`]'s AVX512-BF16 kernel (`vdpbf16ps`, two multiply-adds per
+//!   f32 lane per instruction), activations rounded per call, accumulation in
+//!   f32. On a CPU without AVX512-BF16 the same rounded numbers go through
+//!   the f32 kernel, so the result is the same to accumulation order.
+
+use super::{bf16, f32_kernel};
+
+/// Numeric precision of the engine's matrix products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" | "fp32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(format!("unknown precision {other:?} (use f32 or bf16)")),
+        }
+    }
+}
+
+enum Weights {
+    /// Row-major `[n, k]`, for the `gemm` crate.
+    F32(Vec<f32>),
+    /// Packed for the AVX-512 kernel.
+    F32Packed(Vec<f32>),
+    /// Packed for the AVX512-BF16 kernel.
+    Bf16Packed(Vec<u16>),
+    /// bf16-rounded values kept as f32, for CPUs without AVX512-BF16.
+    Bf16Emulated(Vec<f32>),
+}
+
+pub struct Dense {
+    weights: Weights,
+    pub bias: Vec<f32>,
+    pub n: usize,
+    pub k: usize,
+}
+
+impl Dense {
+    /// `weight` is `[n, k]` row-major, `bias` `[n]`.
+    pub fn new(weight: Vec<f32>, bias: Vec<f32>, n: usize, k: usize, precision: Precision) -> Self {
+        debug_assert_eq!(weight.len(), n * k);
+        let weights = match precision {
+            Precision::F32 if f32_kernel::kernel_fits(n) && f32_kernel::available() => Weights::F32Packed(f32_kernel::pack_weights(&weight, n, k)),
+            Precision::F32 => Weights::F32(weight),
+            Precision::Bf16 if bf16::kernel_fits(n) && bf16::available() => Weights::Bf16Packed(bf16::pack_weights(&weight, n, k)),
+            Precision::Bf16 => Weights::Bf16Emulated(weight.iter().map(|&v| bf16::round(v)).collect()),
+        };
+        Dense { weights, bias, n, k }
+    }
+
+    /// `out[m, n] = x[m, k] W^T`, plus the bias when `with_bias`.
+    pub fn forward(&self, x: &[f32], m: usize, out: &mut [f32], with_bias: bool) {
+        debug_assert_eq!(x.len(), m * self.k);
+        debug_assert_eq!(out.len(), m * self.n);
+        let bias = with_bias.then_some(&self.bias[..]);
+        match &self.weights {
+            Weights::F32(w) => gemm_f32(x, w, bias, m, self.n, self.k, out),
+            Weights::F32Packed(p) => f32_kernel::gemm(x, p, bias, m, self.n, self.k, out),
+            Weights::Bf16Packed(p) => bf16::gemm(x, p, bias, m, self.n, self.k, out),
+            Weights::Bf16Emulated(w) => {
+                let xr: Vec<f32> = x.iter().map(|&v| bf16::round(v)).collect();
+                gemm_f32(&xr, w, bias, m, self.n, self.k, out)
+            }
+        }
+    }
+}
+
+/// `out = x W^T (+ bias)` through the `gemm` crate, on rayon's pool.
+pub fn gemm_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, n: usize, k: usize, out: &mut [f32]) {
+    assert!(x.len() >= m * k && w.len() >= n * k && out.len() >= m * n, "gemm_f32: buffer too small");
+    if let Some(b) = bias {
+        for row in out.chunks_exact_mut(n) {
+            row.copy_from_slice(b);
+        }
+    }
+    let threads = rayon::current_num_threads();
+    // Below a few hundred thousand multiply-adds, threads cost more than they save.
+    let par = if threads > 1 && m * n * k > 1 << 18 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the pointers address m*k, n*k and m*n elements (checked
+    // above) with the strides given: out and x row-major, W row-major [n, k]
+    // read as W^T [k, n] (column stride k, row stride 1).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            bias.is_some(),
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[f32], w: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+        let mut out = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = b[j] + (0..k).map(|t| x[i * k + t] * w[j * k + t]).sum::<f32>();
+            }
+        }
+        out
+    }
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        // Small integers and halves: exact in bf16, so every path must agree
+        // with the naive product to rounding of the f32 sums.
+        (0..len).map(|i| (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 24) % 9) as f32 * 0.5 - 2.0).collect()
+    }
+
+    #[test]
+    fn f32_and_bf16_match_the_naive_product() {
+        // m = 29 leaves a remainder of every row-block size; n = 96 is three
+        // 32-column panel pairs; k = 37 is odd (the bf16 path pads it).
+        for (m, n, k) in [(29, 96, 37), (1, 32, 8), (40, 64, 384), (3, 5, 7)] {
+            let x = data(m * k, 1);
+            let w = data(n * k, 2);
+            let b = data(n, 3);
+            let want = naive(&x, &w, &b, m, n, k);
+            for p in [Precision::F32, Precision::Bf16] {
+                let d = Dense::new(w.clone(), b.clone(), n, k, p);
+                let mut out = vec![0f32; m * n];
+                d.forward(&x, m, &mut out, true);
+                for (a, e) in out.iter().zip(&want) {
+                    assert!((a - e).abs() < 1e-3, "{p:?} {m}x{n}x{k}: {a} vs {e}");
+                }
+                d.forward(&x, m, &mut out, false);
+                assert!((out[0] - (want[0] - b[0])).abs() < 1e-3);
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_rounds_inputs() {
+        // 1 + 2^-9 is not a bf16 number: it rounds to 1 (ties to even), so
+        // the bf16 product of [1 + 2^-9] and [1] is exactly 1.
+        let x = [1.0 + 1.0 / 512.0];
+        let d = Dense::new(vec![1.0; 32], vec![0.0; 32], 32, 1, Precision::Bf16);
+        let mut out = vec![0f32; 32];
+        d.forward(&x, 1, &mut out, true);
+        assert!(out.iter().all(|v| *v == 1.0), "{out:?}");
+        let f = Dense::new(vec![1.0; 32], vec![0.0; 32], 32, 1, Precision::F32);
+        f.forward(&x, 1, &mut out, true);
+        assert_eq!(out[0], 1.0 + 1.0 / 512.0);
+    }
+}

@@ -1,0 +1,206 @@
+//! The inference engine: the same BERT classifier as
+//! [`crate::model::BertClassifier`]'s inference path, run over plain buffers
+//! with the work arranged for a CPU:
+//!
+//! - sentences are packed back to back with no padding (dense layers see
+//!   only real tokens; attention runs per sentence, [`attention`]);
+//! - query, key and value are one matrix product; LoRA adapters are merged
+//!   into their weights once;
+//! - bias + GELU and residual + layer norm are single passes ([`simd`]);
+//! - matrix products in f32, or in bf16 with f32 sums ([`dense`], [`bf16`]).
+//!
+//! The candle model stays the reference (training uses it, and the tests
+//! check that the two agree).
+
+mod attention;
+pub mod bf16;
+mod dense;
+mod f32_kernel;
+pub mod simd;
+mod tiles;
+
+pub use attention::Packing;
+pub use dense::{gemm_f32, Dense, Precision};
+
+use crate::batch::Encoded;
+use crate::model::BertClassifier;
+use crate::{Error, Result};
+use rayon::prelude::*;
+use simd::Activation;
+
+struct Norm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+struct Layer {
+    qkv: Dense,
+    attn_out: Dense,
+    attn_norm: Norm,
+    intermediate: Dense,
+    output: Dense,
+    out_norm: Norm,
+}
+
+pub struct Engine {
+    hidden: usize,
+    heads: usize,
+    eps: f32,
+    act: Activation,
+    max_positions: usize,
+    type_vocab: usize,
+    vocab: usize,
+    word: Vec<f32>,
+    position: Vec<f32>,
+    token_type: Vec<f32>,
+    embed_norm: Norm,
+    layers: Vec<Layer>,
+    pooler: Dense,
+    classifier: Dense,
+    precision: Precision,
+}
+
+/// Rows per task of the element-wise passes.
+const ROWS_PER_TASK: usize = 32;
+
+impl Engine {
+    /// Copy (and for bf16, round and pack) the model's weights.
+    pub fn new(model: &BertClassifier, precision: Precision) -> Result<Self> {
+        let c = &model.config;
+        let (h, m) = (c.hidden_size, c.intermediate_size);
+        let p = &model.params;
+        let lora_scale = model.lora().map(|l| l.alpha / l.r as f64);
+        // A dense layer's weight with any LoRA adapter merged: W + s * B A.
+        let weight = |name: &str| -> Result<Vec<f32>> {
+            let mut w = p.tensor(&format!("{name}.weight"));
+            if let (Some(s), true) = (lora_scale, p.contains(&format!("{name}.lora_A.weight"))) {
+                let a = p.tensor(&format!("{name}.lora_A.weight"));
+                let b = p.tensor(&format!("{name}.lora_B.weight"));
+                w = (w + (b.matmul(&a)? * s)?)?;
+            }
+            Ok(w.flatten_all()?.to_vec1::<f32>()?)
+        };
+        let vec = |name: &str| -> Result<Vec<f32>> { Ok(p.tensor(name).flatten_all()?.to_vec1::<f32>()?) };
+        let norm = |name: &str| -> Result<Norm> { Ok(Norm { weight: vec(&format!("{name}.weight"))?, bias: vec(&format!("{name}.bias"))? }) };
+        let dense = |name: &str, n: usize, k: usize, prec: Precision| -> Result<Dense> { Ok(Dense::new(weight(name)?, vec(&format!("{name}.bias"))?, n, k, prec)) };
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let n = format!("bert.encoder.layer.{i}");
+            let mut qkv_w = weight(&format!("{n}.attention.self.query"))?;
+            qkv_w.extend(weight(&format!("{n}.attention.self.key"))?);
+            qkv_w.extend(weight(&format!("{n}.attention.self.value"))?);
+            let mut qkv_b = vec(&format!("{n}.attention.self.query.bias"))?;
+            qkv_b.extend(vec(&format!("{n}.attention.self.key.bias"))?);
+            qkv_b.extend(vec(&format!("{n}.attention.self.value.bias"))?);
+            layers.push(Layer {
+                qkv: Dense::new(qkv_w, qkv_b, 3 * h, h, precision),
+                attn_out: dense(&format!("{n}.attention.output.dense"), h, h, precision)?,
+                attn_norm: norm(&format!("{n}.attention.output.LayerNorm"))?,
+                intermediate: dense(&format!("{n}.intermediate.dense"), m, h, precision)?,
+                output: dense(&format!("{n}.output.dense"), h, m, precision)?,
+                out_norm: norm(&format!("{n}.output.LayerNorm"))?,
+            });
+        }
+        Ok(Engine {
+            hidden: h,
+            heads: c.num_attention_heads,
+            eps: c.layer_norm_eps as f32,
+            act: Activation::from_hf(&c.hidden_act),
+            max_positions: c.max_position_embeddings,
+            type_vocab: c.type_vocab_size,
+            vocab: c.vocab_size,
+            word: vec("bert.embeddings.word_embeddings.weight")?,
+            position: vec("bert.embeddings.position_embeddings.weight")?,
+            token_type: vec("bert.embeddings.token_type_embeddings.weight")?,
+            embed_norm: norm("bert.embeddings.LayerNorm")?,
+            layers,
+            // The head is a few thousand multiply-adds a sentence: kept in f32.
+            pooler: dense("bert.pooler.dense", h, h, Precision::F32)?,
+            classifier: dense("classifier", model.num_labels(), h, Precision::F32)?,
+            precision,
+        })
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Logits `[sentences][labels]` for a batch of tokenised sentences (of
+    /// any lengths: nothing is padded).
+    pub fn logits(&self, items: &[&Encoded]) -> Result<Vec<Vec<f32>>> {
+        let h = self.hidden;
+        for e in items {
+            if e.ids.is_empty() {
+                return Err(Error::Invalid("empty token sequence".into()));
+            }
+            if e.ids.len() > self.max_positions {
+                return Err(Error::Invalid(format!("sequence of {} tokens exceeds max_position_embeddings {}", e.ids.len(), self.max_positions)));
+            }
+            if let Some(id) = e.ids.iter().find(|&&id| id as usize >= self.vocab) {
+                return Err(Error::Invalid(format!("token id {id} is outside the vocabulary of {}", self.vocab)));
+            }
+            if let Some(t) = e.type_ids.iter().find(|&&t| t as usize >= self.type_vocab) {
+                return Err(Error::Invalid(format!("token type {t} is outside the model's {} types", self.type_vocab)));
+            }
+        }
+        let packing = Packing::new(items.iter().map(|e| e.ids.len()));
+        let rows = packing.rows();
+        let mut x = self.embed(items, rows);
+        let m = self.layers.first().map_or(0, |l| l.intermediate.n);
+        let mut qkv = vec![0f32; rows * 3 * h];
+        let mut ctx = vec![0f32; rows * h];
+        let mut y = vec![0f32; rows * h];
+        let mut inter = vec![0f32; rows * m];
+        for l in &self.layers {
+            l.qkv.forward(&x, rows, &mut qkv, true);
+            attention::attention(&qkv, &mut ctx, &packing, h, self.heads);
+            l.attn_out.forward(&ctx, rows, &mut y, true);
+            self.add_norm(&mut y, &x, &l.attn_norm);
+            std::mem::swap(&mut x, &mut y);
+            l.intermediate.forward(&x, rows, &mut inter, false);
+            inter.par_chunks_mut(ROWS_PER_TASK * m).for_each(|c| simd::bias_activation(c, &l.intermediate.bias, self.act));
+            l.output.forward(&inter, rows, &mut y, true);
+            self.add_norm(&mut y, &x, &l.out_norm);
+            std::mem::swap(&mut x, &mut y);
+        }
+        // [CLS] of each sentence -> pooler (tanh) -> classifier.
+        let cls: Vec<f32> = packing.starts[..items.len()].iter().flat_map(|&s| x[s * h..(s + 1) * h].iter().copied()).collect();
+        let b = items.len();
+        let mut pooled = vec![0f32; b * h];
+        self.pooler.forward(&cls, b, &mut pooled, true);
+        pooled.iter_mut().for_each(|v| *v = v.tanh());
+        let k = self.classifier.n;
+        let mut logits = vec![0f32; b * k];
+        self.classifier.forward(&pooled, b, &mut logits, true);
+        Ok(logits.chunks_exact(k).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Word + position + token-type embeddings, layer-normed: `[rows, hidden]`.
+    fn embed(&self, items: &[&Encoded], rows: usize) -> Vec<f32> {
+        let h = self.hidden;
+        let mut x = vec![0f32; rows * h];
+        let mut r = 0;
+        for e in items {
+            for (pos, (&id, &ty)) in e.ids.iter().zip(&e.type_ids).enumerate() {
+                let dst = &mut x[r * h..(r + 1) * h];
+                let w = &self.word[id as usize * h..(id as usize + 1) * h];
+                let p = &self.position[pos * h..(pos + 1) * h];
+                let t = &self.token_type[ty as usize * h..(ty as usize + 1) * h];
+                for i in 0..h {
+                    dst[i] = w[i] + t[i] + p[i];
+                }
+                r += 1;
+            }
+        }
+        x.par_chunks_mut(ROWS_PER_TASK * h).for_each(|c| simd::layer_norm(c, &self.embed_norm.weight, &self.embed_norm.bias, self.eps));
+        x
+    }
+
+    /// `y <- LayerNorm(y + x)`.
+    fn add_norm(&self, y: &mut [f32], x: &[f32], n: &Norm) {
+        let h = self.hidden;
+        y.par_chunks_mut(ROWS_PER_TASK * h)
+            .zip(x.par_chunks(ROWS_PER_TASK * h))
+            .for_each(|(a, b)| simd::add_layer_norm(a, b, &n.weight, &n.bias, self.eps));
+    }
+}
