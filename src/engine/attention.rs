@@ -4,7 +4,7 @@
 //! padded computation masks with -1e9, whose softmax weight is exactly 0 in
 //! f32, so the results are the same).
 
-use super::simd::{dot, simd_fn, softmax_rows};
+use super::simd::{simd_fn, softmax_rows};
 use rayon::prelude::*;
 
 /// Where each sentence's tokens lie in the packed rows.
@@ -47,24 +47,35 @@ pub fn attention(qkv: &[f32], ctx: &mut [f32], packing: &Packing, hidden: usize,
     parts.into_par_iter().for_each(|(start, out)| {
         let len = out.len() / hidden;
         let rows = &qkv[start * 3 * hidden..(start + len) * 3 * hidden];
-        let mut scratch = vec![0f32; len * len];
-        attend(rows, out, &mut scratch, len, hidden, heads);
+        let mut scores = vec![0f32; len * len];
+        let mut keys_t = vec![0f32; len * hidden / heads];
+        attend(rows, out, &mut scores, &mut keys_t, len, hidden, heads);
     });
 }
 
 simd_fn! {
-    /// Attention for one sentence of `len` tokens.
-    fn attend(qkv: &[f32], out: &mut [f32], scores: &mut [f32], len: usize, hidden: usize, heads: usize) {
+    /// Attention for one sentence of `len` tokens. Scores are built a row
+    /// at a time against the head's keys transposed (`keys_t[d][len]`), so
+    /// the inner loop runs along the row.
+    fn attend(qkv: &[f32], out: &mut [f32], scores: &mut [f32], keys_t: &mut [f32], len: usize, hidden: usize, heads: usize) {
         let d = hidden / heads;
         let scale = 1.0 / (d as f32).sqrt();
         let stride = 3 * hidden;
         out.iter_mut().for_each(|v| *v = 0.0);
         for h in 0..heads {
             let (qo, ko, vo) = (h * d, hidden + h * d, 2 * hidden + h * d);
+            for j in 0..len {
+                for c in 0..d {
+                    keys_t[c * len + j] = qkv[j * stride + ko + c];
+                }
+            }
             for i in 0..len {
                 let q = &qkv[i * stride + qo..i * stride + qo + d];
-                for j in 0..len {
-                    scores[i * len + j] = dot(q, &qkv[j * stride + ko..j * stride + ko + d]) * scale;
+                let row = &mut scores[i * len..(i + 1) * len];
+                row.iter_mut().for_each(|v| *v = 0.0);
+                for (c, &qc) in q.iter().enumerate() {
+                    let qc = qc * scale;
+                    row.iter_mut().zip(&keys_t[c * len..(c + 1) * len]).for_each(|(s, k)| *s += qc * k);
                 }
             }
             softmax_rows(scores, len);

@@ -3,13 +3,13 @@
 //!
 //! - f32: [`super::f32_kernel`] on CPUs with AVX-512, the `gemm` crate
 //!   (candle's CPU matmul, AVX2 + FMA as candle builds it) elsewhere.
-//! - bf16: weights rounded to bfloat16 once and packed for
-//!   [`super::bf16`]'s AVX512-BF16 kernel (`vdpbf16ps`, two multiply-adds per
-//!   f32 lane per instruction), activations rounded per call, accumulation in
-//!   f32. On a CPU without AVX512-BF16 the same rounded numbers go through
+//! - bf16: weights rounded to bfloat16 once and packed, activations rounded
+//!   per call, sums in f32: on Intel AMX tiles ([`super::amx`]) where the
+//!   CPU has them, else with AVX512-BF16's `vdpbf16ps` ([`super::bf16`]; AMD
+//!   Zen 4 on). On a CPU with neither, the same rounded numbers go through
 //!   the f32 kernel, so the result is the same to accumulation order.
 
-use super::{bf16, f32_kernel};
+use super::{amx, bf16, f32_kernel};
 
 /// Numeric precision of the engine's matrix products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -35,6 +35,8 @@ enum Weights {
     F32(Vec<f32>),
     /// Packed for the AVX-512 kernel.
     F32Packed(Vec<f32>),
+    /// Packed for the AMX kernel (the same layout as the AVX512-BF16 one).
+    Bf16Amx(Vec<u16>),
     /// Packed for the AVX512-BF16 kernel.
     Bf16Packed(Vec<u16>),
     /// bf16-rounded values kept as f32, for CPUs without AVX512-BF16.
@@ -55,6 +57,7 @@ impl Dense {
         let weights = match precision {
             Precision::F32 if f32_kernel::kernel_fits(n) && f32_kernel::available() => Weights::F32Packed(f32_kernel::pack_weights(&weight, n, k)),
             Precision::F32 => Weights::F32(weight),
+            Precision::Bf16 if amx::kernel_fits(n, k) && amx::available() => Weights::Bf16Amx(bf16::pack_weights(&weight, n, k)),
             Precision::Bf16 if bf16::kernel_fits(n) && bf16::available() => Weights::Bf16Packed(bf16::pack_weights(&weight, n, k)),
             Precision::Bf16 => Weights::Bf16Emulated(weight.iter().map(|&v| bf16::round(v)).collect()),
         };
@@ -69,6 +72,7 @@ impl Dense {
         match &self.weights {
             Weights::F32(w) => gemm_f32(x, w, bias, m, self.n, self.k, out),
             Weights::F32Packed(p) => f32_kernel::gemm(x, p, bias, m, self.n, self.k, out),
+            Weights::Bf16Amx(p) => amx::gemm(x, p, bias, m, self.n, self.k, out),
             Weights::Bf16Packed(p) => bf16::gemm(x, p, bias, m, self.n, self.k, out),
             Weights::Bf16Emulated(w) => {
                 let xr: Vec<f32> = x.iter().map(|&v| bf16::round(v)).collect();
@@ -157,6 +161,38 @@ mod tests {
                 assert!((out[0] - (want[0] - b[0])).abs() < 1e-3);
             }
         }
+    }
+
+    #[test]
+    fn every_kernel_this_cpu_has_matches_the_naive_product() {
+        // k = 64 and n = 64 fit every kernel's blocks; m = 45 leaves partial
+        // tiles of 12 and 32 rows.
+        let (m, n, k) = (45, 64, 64);
+        let (x, w, b) = (data(m * k, 4), data(n * k, 5), data(n, 6));
+        let want = naive(&x, &w, &b, m, n, k);
+        let mut out = vec![0f32; m * n];
+        let mut ran = vec!["gemm crate"];
+        gemm_f32(&x, &w, Some(&b), m, n, k, &mut out);
+        assert!(out.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-3));
+        if f32_kernel::available() {
+            f32_kernel::gemm(&x, &f32_kernel::pack_weights(&w, n, k), Some(&b), m, n, k, &mut out);
+            assert!(out.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-3), "avx512 f32");
+            ran.push("avx512 f32");
+        }
+        let packed = bf16::pack_weights(&w, n, k);
+        if bf16::available() {
+            bf16::gemm(&x, &packed, Some(&b), m, n, k, &mut out);
+            assert!(out.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-3), "avx512-bf16");
+            ran.push("avx512-bf16");
+        }
+        if amx::available() {
+            amx::gemm(&x, &packed, Some(&b), m, n, k, &mut out);
+            assert!(out.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-3), "amx");
+            amx::gemm(&x, &packed, None, m, n, k, &mut out);
+            assert!((out[m * n - 1] - (want[m * n - 1] - b[n - 1])).abs() < 1e-3, "amx without bias");
+            ran.push("amx");
+        }
+        eprintln!("kernels checked: {ran:?}");
     }
 
     #[test]

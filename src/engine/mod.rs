@@ -15,6 +15,7 @@
 mod attention;
 pub mod bf16;
 mod dense;
+mod amx;
 mod f32_kernel;
 pub mod simd;
 mod tiles;
