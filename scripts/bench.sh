@@ -31,6 +31,7 @@ head -n 256 data/stance.train.jsonl > "$work/train-subset.jsonl"
 for r in $(seq "$rounds"); do
   echo "round $r/$rounds" >&2
   $st bench --model $base --data data/stance.test.jsonl --mode infer $common --reps 3 >> "$res"
+  $st bench --model $base --data data/stance.test.jsonl --mode infer $common --reps 3 --precision bf16 | sed 's/"mode":"infer"/"mode":"infer-bf16"/' >> "$res"
   "$py" scripts/bench/pytorch_ref.py --model $base --data data/stance.test.jsonl --mode infer $common --reps 3 --threads "$threads" >> "$res"
   $st bench --model $base --data "$work/train-subset.jsonl" --mode train-full $common --reps 2 --steps 6 >> "$res"
   "$py" scripts/bench/pytorch_ref.py --model $base --data "$work/train-subset.jsonl" --mode train-full $common --reps 2 --steps 6 --threads "$threads" >> "$res"
@@ -57,9 +58,16 @@ PY
 n_sent=$(wc -l < data/stance.test.jsonl)
 for r in $(seq "$rounds"); do
   s=$(date +%s.%N); $st predict --format jsonl "$work"/article-*.txt > "$work/e2e.jsonl"; e=$(date +%s.%N)
-  echo "{\"tool\": \"stance\", \"mode\": \"end-to-end\", \"sentences_per_second\": $(echo "$n_sent / ($e - $s)" | bc -l)}" >> "$res"
+  echo "{\"tool\": \"stance\", \"mode\": \"end-to-end\", \"sentences_per_second\": $(printf %.4f "$(echo "$n_sent / ($e - $s)" | bc -l)")}" >> "$res"
+  s=$(date +%s.%N); $st predict --precision bf16 --format jsonl "$work"/article-*.txt > "$work/e2e-bf16.jsonl"; e=$(date +%s.%N)
+  echo "{\"tool\": \"stance\", \"mode\": \"end-to-end-bf16\", \"sentences_per_second\": $(printf %.4f "$(echo "$n_sent / ($e - $s)" | bc -l)")}" >> "$res"
   s=$(date +%s.%N); $st predict --format jsonl "$work/one.txt" > /dev/null; e=$(date +%s.%N)
-  echo "{\"tool\": \"stance\", \"mode\": \"cold-start-seconds\", \"seconds\": $(echo "$e - $s" | bc -l), \"sentences\": $(cat "$work/one.n")}" >> "$res"
+  echo "{\"tool\": \"stance\", \"mode\": \"cold-start-seconds\", \"seconds\": $(printf %.4f "$(echo "$e - $s" | bc -l)"), \"sentences\": $(cat "$work/one.n")}" >> "$res"
+done
+
+# What bf16 costs in accuracy: the shipped model on the test split.
+for p in f32 bf16; do
+  $st eval --precision $p --data data/stance.test.jsonl --json > "$work/eval-$p.json"
 done
 
 # Interoperability, both ways, on 50 test sentences.
@@ -90,13 +98,23 @@ print("|---|---|---|---|")
 for mode, label in [("infer", "inference, sentences/s"), ("train-full", "full fine-tuning, sentences/s"), ("train-lora", "LoRA fine-tuning, sentences/s")]:
     s, p = med("stance", mode), med("pytorch", mode)
     print(f"| {label} | {s:.1f} | {p:.1f} | {s / p:.2f} |")
+    if mode == "infer":
+        s = med("stance", "infer-bf16")
+        print(f"| inference, stance bf16 vs PyTorch fp32, sentences/s | {s:.1f} | {p:.1f} | {s / p:.2f} |")
 for mode, label in [("infer", "inference peak memory, MB"), ("train-full", "full fine-tuning peak memory, MB"), ("train-lora", "LoRA peak memory, MB")]:
     s, p = peak("stance", mode), peak("pytorch", mode)
     print(f"| {label} | {s:.0f} | {p:.0f} | {s / p:.2f} |")
 s, p = med("stance", "end-to-end"), med("pytorch", "pipeline")
 print(f"| whole articles (stance predict) vs pipeline(), sentences/s | {s:.1f} | {p:.1f} | {s / p:.2f} |")
+s = med("stance", "end-to-end-bf16")
+print(f"| whole articles (stance predict --precision bf16) vs pipeline(), sentences/s | {s:.1f} | {p:.1f} | {s / p:.2f} |")
 c = med("stance", "cold-start-seconds", "seconds")
 print(f"| stance predict, one article, cold start, seconds | {c:.2f} | | |")
+f32, bf16 = (json.load(open(f"{work}/eval-{p}.json")) for p in ("f32", "bf16"))
+def macro(r):
+    m = r.get("metrics", r)
+    return m["macro_avg"]["f1"]
+print(f"\nshipped model, test split macro-F1: f32 {macro(f32):.4f}, bf16 {macro(bf16):.4f} (bf16 - f32 = {macro(bf16) - macro(f32):+.4f})")
 def maxdiff(a, b):
     A, B = json.load(open(f"{work}/{a}")), json.load(open(f"{work}/{b}"))
     return max(abs(x - y) for ra, rb in zip(A, B) for x, y in zip(ra, rb)), len(A)

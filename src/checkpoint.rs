@@ -145,8 +145,9 @@ pub fn tokenizer_path_or_build(dir: &Path) -> Result<tokenizers::Tokenizer> {
 pub fn load_base(dir: &Path, labels: &LabelSet, max_len: usize, seed: u64, device: &Device) -> Result<Checkpoint> {
     let config = BertConfig::from_file(&require(dir, "config.json")?)?;
     let weights = weights_file(dir)?;
-    let mut model = BertClassifier::new(&config, labels.len(), seed, device)?;
+    let mut model = BertClassifier::new_for_loading(&config, labels.len(), seed, device)?;
     let load_report = model.load_weights(&weights)?;
+    model.params.draw_pending()?;
     if load_report.loaded.is_empty() {
         return Err(Error::model(dir, format!("{} holds none of the encoder's tensors: not a BERT checkpoint?", weights.display())));
     }
@@ -178,7 +179,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::file(&config_path, format!("bad \"stance\" settings: {e}")))?,
         None => StanceSettings::default(),
     };
-    let mut model = BertClassifier::new(&config, labels.len(), 0, device)?;
+    let mut model = BertClassifier::new_for_loading(&config, labels.len(), 0, device)?;
     let load_report = if let Some(base) = &settings.base {
         let base_dir = resolve_base(dir, base)?;
         let from_base = model.load_weights(&base_dir.join("model.safetensors"))?;
@@ -199,6 +200,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
     if !load_report.fresh.is_empty() {
         return Err(Error::model(dir, format!("model.safetensors lacks {} (is this a base encoder rather than a fine-tuned checkpoint?)", load_report.fresh.join(", "))));
     }
+    model.params.draw_pending()?;
     let encoder = TextEncoder::new(tokenizer_path_or_build(dir)?, settings.max_len.min(config.max_position_embeddings), &dir.join("tokenizer.json"))?;
     Ok(Checkpoint { dir: dir.into(), model, encoder, labels, settings, load_report })
 }

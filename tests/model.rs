@@ -304,3 +304,34 @@ fn lora_trains_only_adapters_and_saves_in_peft_layout() {
     assert_eq!(x, y);
     assert_ne!(x, before, "training moved the adapters");
 }
+
+#[test]
+fn deferred_initialisation_draws_what_new_draws() {
+    // A model built for loading, with nothing loaded, must equal a fresh
+    // one tensor for tensor; and with one tensor loaded, every other tensor
+    // (the classifier too) keeps the fresh model's values.
+    let cfg = BertConfig::tiny(common::tiny_vocab().len());
+    let fresh = stance::model::BertClassifier::new(&cfg, 4, 9, &Device::Cpu).unwrap();
+    let mut deferred = stance::model::BertClassifier::new_for_loading(&cfg, 4, 9, &Device::Cpu).unwrap();
+    let word = "bert.embeddings.word_embeddings.weight";
+    let zeros = Tensor::zeros(fresh.params.get(word).unwrap().dims(), candle_core::DType::F32, &Device::Cpu).unwrap();
+    deferred.params.get(word).unwrap().set(&zeros).unwrap();
+    deferred.params.mark_loaded(word);
+    deferred.params.draw_pending().unwrap();
+    for (name, var) in fresh.params.iter() {
+        let a = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = deferred.params.get(name).unwrap().as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        if name == word {
+            assert!(b.iter().all(|v| *v == 0.0));
+        } else {
+            assert_eq!(a, b, "{name}");
+        }
+    }
+    // After drawing, new parameters (LoRA adapters) draw at once, as in a fresh model.
+    let lora = stance::model::LoraConfig { r: 2, alpha: 4.0, targets: vec!["query".into()] };
+    let (mut f, mut d) = (fresh, deferred);
+    f.add_lora(&lora).unwrap();
+    d.add_lora(&lora).unwrap();
+    let a_name = "bert.encoder.layer.0.attention.self.query.lora_A.weight";
+    assert_eq!(f.params.get(a_name).unwrap().as_tensor().to_vec2::<f32>().unwrap(), d.params.get(a_name).unwrap().as_tensor().to_vec2::<f32>().unwrap());
+}

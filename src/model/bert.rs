@@ -136,12 +136,26 @@ impl BertClassifier {
     /// initializer_range) for weights, zeros for biases, ones for LayerNorm
     /// scales), every draw from `seed`.
     pub fn new(config: &BertConfig, num_labels: usize, seed: u64, device: &Device) -> Result<Self> {
+        Self::build(config, num_labels, seed, device, false)
+    }
+
+    /// The same model with its random draws deferred, for loading weights
+    /// into: call `params.draw_pending()` after loading, and whatever the
+    /// files lacked gets exactly the values [`BertClassifier::new`] gives.
+    pub fn new_for_loading(config: &BertConfig, num_labels: usize, seed: u64, device: &Device) -> Result<Self> {
+        Self::build(config, num_labels, seed, device, true)
+    }
+
+    fn build(config: &BertConfig, num_labels: usize, seed: u64, device: &Device, defer: bool) -> Result<Self> {
         config.validate().map_err(crate::Error::Invalid)?;
         let c = config;
         let std = c.extra.get("initializer_range").and_then(|v| v.as_f64()).unwrap_or(0.02) as f32;
         let h = c.hidden_size;
         let mut rng = Rng::new(seed);
         let mut p = ParamStore::new(rng.next_u64(), device.clone());
+        if defer {
+            p.defer_random_init();
+        }
         p.add("bert.embeddings.word_embeddings.weight", &[c.vocab_size, h], Init::Normal(std))?;
         p.add("bert.embeddings.position_embeddings.weight", &[c.max_position_embeddings, h], Init::Normal(std))?;
         p.add("bert.embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h], Init::Normal(std))?;

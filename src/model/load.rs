@@ -71,6 +71,7 @@ impl BertClassifier {
                 return Err(Error::file(origin, format!("tensor {key} has shape {:?}, the model expects {:?} for {name}", t.dims(), var.dims())));
             }
             var.set(&t.to_dtype(DType::F32)?)?;
+            self.params.mark_loaded(&name);
             used.insert(key);
             report.loaded.push(name);
         }

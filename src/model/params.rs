@@ -7,6 +7,15 @@ use crate::Result;
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::HashMap;
 
+fn draw(rng: &mut Rng, init: Init, n: usize) -> Vec<f32> {
+    match init {
+        Init::Normal(std) => (0..n).map(|_| rng.normal() * std).collect(),
+        Init::Uniform(b) => (0..n).map(|_| (rng.next_f32() * 2.0 - 1.0) * b).collect(),
+        Init::Zeros => vec![0.0; n],
+        Init::Ones => vec![1.0; n],
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Init {
     Normal(f32),
@@ -23,11 +32,19 @@ pub struct ParamStore {
     trainable: HashMap<String, bool>,
     rng: Rng,
     device: Device,
+    /// While set, random initialisations are not drawn at creation: the
+    /// generator's state is kept in `pending` and the stream skipped past, so
+    /// tensors that are then loaded cost nothing (drawing a normal sample
+    /// takes a logarithm and a cosine: 22 M of them were half of a cold
+    /// `stance predict`), and those drawn later get the values they would
+    /// have had.
+    defer: bool,
+    pending: HashMap<String, (Rng, Init)>,
 }
 
 impl ParamStore {
     pub fn new(seed: u64, device: Device) -> Self {
-        ParamStore { names: Vec::new(), vars: HashMap::new(), trainable: HashMap::new(), rng: Rng::new(seed), device }
+        ParamStore { names: Vec::new(), vars: HashMap::new(), trainable: HashMap::new(), rng: Rng::new(seed), device, defer: false, pending: HashMap::new() }
     }
 
     pub fn device(&self) -> &Device {
@@ -38,11 +55,15 @@ impl ParamStore {
     pub fn add(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
         assert!(!self.vars.contains_key(name), "parameter {name} created twice");
         let n: usize = shape.iter().product();
-        let data: Vec<f32> = match init {
-            Init::Normal(std) => (0..n).map(|_| self.rng.normal() * std).collect(),
-            Init::Uniform(b) => (0..n).map(|_| (self.rng.next_f32() * 2.0 - 1.0) * b).collect(),
-            Init::Zeros => vec![0.0; n],
-            Init::Ones => vec![1.0; n],
+        let data = if self.defer && matches!(init, Init::Normal(_) | Init::Uniform(_)) {
+            self.pending.insert(name.to_string(), (self.rng.clone(), init));
+            let draws = if matches!(init, Init::Normal(_)) { 2 * n } else { n };
+            for _ in 0..draws {
+                self.rng.next_u64();
+            }
+            vec![0.0; n]
+        } else {
+            draw(&mut self.rng, init, n)
         };
         let var = Var::from_tensor(&Tensor::from_vec(data, shape, &self.device)?)?;
         let t = var.as_tensor().clone();
@@ -50,6 +71,31 @@ impl ParamStore {
         self.vars.insert(name.to_string(), var);
         self.trainable.insert(name.to_string(), true);
         Ok(t)
+    }
+
+    /// Defer random initialisation (see the `defer` field) until
+    /// [`ParamStore::draw_pending`].
+    pub fn defer_random_init(&mut self) {
+        self.defer = true;
+    }
+
+    /// `name` got its values from elsewhere: it needs no random draw.
+    pub fn mark_loaded(&mut self, name: &str) {
+        self.pending.remove(name);
+    }
+
+    /// Draw the deferred initialisations still needed, each from the
+    /// generator state it was created at, and stop deferring.
+    pub fn draw_pending(&mut self) -> Result<()> {
+        for name in self.names.clone() {
+            if let Some((mut rng, init)) = self.pending.remove(&name) {
+                let var = &self.vars[&name];
+                let data = draw(&mut rng, init, var.elem_count());
+                var.set(&Tensor::from_vec(data, var.shape(), &self.device)?)?;
+            }
+        }
+        self.defer = false;
+        Ok(())
     }
 
     pub fn names(&self) -> &[String] {
