@@ -10,9 +10,6 @@
 //! the high half, the order `vdpbf16ps` pairs them in). The micro-kernel
 //! keeps a 12 x 32 tile of f32 sums in 24 registers.
 
-/// Rows of the micro-kernel's tile.
-const MR: usize = 12;
-
 /// Round an f32 to the nearest bfloat16 (ties to even), kept as f32.
 #[inline(always)]
 pub fn round(x: f32) -> f32 {
@@ -28,6 +25,10 @@ pub fn to_bits(x: f32) -> u16 {
     }
     ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
+
+use super::tiles::{self, by_rows, MR};
+#[cfg(target_arch = "x86_64")]
+use super::tiles::store_tile;
 
 /// Whether this CPU runs the bf16 kernel.
 pub fn available() -> bool {
@@ -117,23 +118,14 @@ pub fn gemm(x: &[f32], packed: &[u16], bias: Option<&[f32]>, m: usize, n: usize,
     assert!(kernel_fits(n) && x.len() == m * k && out.len() == m * n && packed.len() == n * k.div_ceil(2) * 2);
     let k2 = k.div_ceil(2);
     let a = pack_rows(x, m, k);
-    super::tiles::run(m, n, MR, out, |mr, row, blk, o| {
+    tiles::run(m, n, MR, out, |mr, row, blk, o| {
         let a = &a[row * k2..(row + mr) * k2];
         let bp = &packed[blk * k2 * 64..(blk + 1) * k2 * 64];
         let bias = bias.map(|b| &b[blk * 32..blk * 32 + 32]);
         assert!(o.len() >= (mr - 1) * n + 32);
-        macro_rules! by_rows {
-            ($($r:literal)*) => {
-                match mr {
-                    // SAFETY: the slices cover what the kernel reads and
-                    // writes (asserted above); the CPU has the features
-                    // (asserted at the top).
-                    $($r => unsafe { kernel::<$r>(a.as_ptr(), k2, bp.as_ptr(), o.as_mut_ptr(), n, bias) },)*
-                    _ => unreachable!("tile of {mr} rows"),
-                }
-            };
-        }
-        by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+        // SAFETY: the slices cover what the kernel reads and writes
+        // (asserted above); the CPU has the features (asserted at the top).
+        unsafe { by_rows!(mr, kernel(a.as_ptr(), k2, bp.as_ptr(), o.as_mut_ptr(), n, bias)) }
     });
 }
 
@@ -151,15 +143,7 @@ unsafe fn kernel<const R: usize>(a: *const u32, k2: usize, bp: *const u16, out: 
             row[1] = _mm512_dpbf16_ps(row[1], av, b1);
         }
     }
-    let (bias0, bias1) = match bias {
-        Some(b) => (_mm512_loadu_ps(b.as_ptr()), _mm512_loadu_ps(b.as_ptr().add(16))),
-        None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
-    };
-    for (r, row) in acc.iter().enumerate() {
-        let o = out.add(r * ldo);
-        _mm512_storeu_ps(o, _mm512_add_ps(row[0], bias0));
-        _mm512_storeu_ps(o.add(16), _mm512_add_ps(row[1], bias1));
-    }
+    store_tile(&acc, out, ldo, bias);
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -6,8 +6,9 @@
 //! behind a cargo feature that would also change the bits of every training
 //! run, and so the shipped model's reproduction.
 
-/// Rows of the micro-kernel's tile.
-const MR: usize = 12;
+use super::tiles::{self, by_rows, MR};
+#[cfg(target_arch = "x86_64")]
+use super::tiles::store_tile;
 
 /// Whether this CPU runs the kernel.
 pub fn available() -> bool {
@@ -45,23 +46,14 @@ pub fn pack_weights(w: &[f32], n: usize, k: usize) -> Vec<f32> {
 pub fn gemm(x: &[f32], packed: &[f32], bias: Option<&[f32]>, m: usize, n: usize, k: usize, out: &mut [f32]) {
     assert!(available(), "AVX-512 kernel called on a CPU without AVX-512");
     assert!(kernel_fits(n) && x.len() == m * k && out.len() == m * n && packed.len() == n * k);
-    super::tiles::run(m, n, MR, out, |mr, row, blk, o| {
+    tiles::run(m, n, MR, out, |mr, row, blk, o| {
         let a = &x[row * k..(row + mr) * k];
         let bp = &packed[blk * k * 32..(blk + 1) * k * 32];
         let bias = bias.map(|b| &b[blk * 32..blk * 32 + 32]);
         assert!(o.len() >= (mr - 1) * n + 32);
-        macro_rules! by_rows {
-            ($($r:literal)*) => {
-                match mr {
-                    // SAFETY: the slices cover what the kernel reads and
-                    // writes (asserted above); the CPU has AVX-512 (asserted
-                    // at the top).
-                    $($r => unsafe { kernel::<$r>(a.as_ptr(), k, bp.as_ptr(), o.as_mut_ptr(), n, bias) },)*
-                    _ => unreachable!("tile of {mr} rows"),
-                }
-            };
-        }
-        by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
+        // SAFETY: the slices cover what the kernel reads and writes
+        // (asserted above); the CPU has AVX-512 (asserted at the top).
+        unsafe { by_rows!(mr, kernel(a.as_ptr(), k, bp.as_ptr(), o.as_mut_ptr(), n, bias)) }
     });
 }
 
@@ -79,15 +71,7 @@ unsafe fn kernel<const R: usize>(a: *const f32, k: usize, bp: *const f32, out: *
             row[1] = _mm512_fmadd_ps(av, b1, row[1]);
         }
     }
-    let (bias0, bias1) = match bias {
-        Some(b) => (_mm512_loadu_ps(b.as_ptr()), _mm512_loadu_ps(b.as_ptr().add(16))),
-        None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
-    };
-    for (r, row) in acc.iter().enumerate() {
-        let o = out.add(r * ldo);
-        _mm512_storeu_ps(o, _mm512_add_ps(row[0], bias0));
-        _mm512_storeu_ps(o.add(16), _mm512_add_ps(row[1], bias1));
-    }
+    store_tile(&acc, out, ldo, bias);
 }
 
 #[cfg(not(target_arch = "x86_64"))]

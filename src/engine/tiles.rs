@@ -31,3 +31,47 @@ pub fn run(m: usize, n: usize, mr_max: usize, out: &mut [f32], tile: impl Fn(usi
         }
     });
 }
+
+/// Rows of the micro-kernels' tiles: 12 x 32 f32 sums fill 24 of AVX-512's
+/// 32 registers, leaving room for two weight vectors and a broadcast.
+pub const MR: usize = 12;
+
+/// Call `kernel::<R>(args)` with `R` the tile's row count `mr` (1 to
+/// [`MR`]), so each row count gets a fully unrolled kernel.
+macro_rules! by_rows {
+    ($mr:expr, $kernel:ident($($arg:expr),* $(,)?)) => {
+        match $mr {
+            1 => $kernel::<1>($($arg),*),
+            2 => $kernel::<2>($($arg),*),
+            3 => $kernel::<3>($($arg),*),
+            4 => $kernel::<4>($($arg),*),
+            5 => $kernel::<5>($($arg),*),
+            6 => $kernel::<6>($($arg),*),
+            7 => $kernel::<7>($($arg),*),
+            8 => $kernel::<8>($($arg),*),
+            9 => $kernel::<9>($($arg),*),
+            10 => $kernel::<10>($($arg),*),
+            11 => $kernel::<11>($($arg),*),
+            12 => $kernel::<12>($($arg),*),
+            other => unreachable!("tile of {other} rows"),
+        }
+    };
+}
+pub(crate) use by_rows;
+
+/// Store a tile's sums (two 16-lane vectors a row), plus the bias.
+/// Inlined into the AVX-512 kernels, which call it.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub unsafe fn store_tile<const R: usize>(acc: &[[std::arch::x86_64::__m512; 2]; R], out: *mut f32, ldo: usize, bias: Option<&[f32]>) {
+    use std::arch::x86_64::*;
+    let (bias0, bias1) = match bias {
+        Some(b) => (_mm512_loadu_ps(b.as_ptr()), _mm512_loadu_ps(b.as_ptr().add(16))),
+        None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
+    };
+    for (r, row) in acc.iter().enumerate() {
+        let o = out.add(r * ldo);
+        _mm512_storeu_ps(o, _mm512_add_ps(row[0], bias0));
+        _mm512_storeu_ps(o.add(16), _mm512_add_ps(row[1], bias1));
+    }
+}
