@@ -18,6 +18,7 @@ pub mod error;
 pub mod eval;
 pub mod infer;
 pub mod labels;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod predict;

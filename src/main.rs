@@ -252,6 +252,7 @@ enum DataCommand {
 }
 
 fn main() {
+    stance::memory::keep_freed_memory();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
