@@ -3,13 +3,18 @@
 //! global gradient-norm clipping.
 
 use candle_core::backprop::GradStore;
-use candle_core::{Result, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Storage, Tensor, Var};
+use std::sync::Mutex;
 
+/// A parameter with its moment estimates, kept as plain buffers: one fused
+/// pass per parameter updates them and the weights in place (the tensor-op
+/// composition allocated ten tensors of each parameter's size per step,
+/// about a quarter of a full fine-tuning step).
 struct Slot {
     var: Var,
     decay: bool,
-    m: Tensor,
-    v: Tensor,
+    m: Vec<f32>,
+    v: Vec<f32>,
 }
 
 pub struct AdamW {
@@ -26,48 +31,130 @@ pub fn decays(name: &str) -> bool {
     !(name.ends_with(".bias") || name.contains("LayerNorm"))
 }
 
+/// The contiguous f32 data of a CPU tensor, handed to `f`.
+pub(crate) fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Ok(f(&v[a..b])),
+        _ => candle_core::bail!("expected a contiguous f32 CPU tensor"),
+    }
+}
+
+/// One AdamW update of a parameter, run by candle on the parameter's own
+/// storage (`dst`) with the gradient as source.
+struct Update<'a> {
+    m: Mutex<&'a mut [f32]>,
+    v: Mutex<&'a mut [f32]>,
+    lr: f32,
+    decay: f32,
+    grad_scale: f32,
+    beta1: f32,
+    beta2: f32,
+    bc1: f32,
+    bc2: f32,
+    eps: f32,
+}
+
+impl InplaceOp2 for Update<'_> {
+    fn name(&self) -> &'static str {
+        "adamw-update"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dl: &Layout, src: &CpuStorage, sl: &Layout) -> Result<()> {
+        let (CpuStorage::F32(theta), CpuStorage::F32(grad)) = (dst, src) else { candle_core::bail!("adamw: f32 tensors only") };
+        let (Some((ta, tb)), Some((ga, gb))) = (dl.contiguous_offsets(), sl.contiguous_offsets()) else { candle_core::bail!("adamw: contiguous tensors only") };
+        let (theta, grad) = (&mut theta[ta..tb], &grad[ga..gb]);
+        let mut m = self.m.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = self.v.lock().unwrap_or_else(|e| e.into_inner());
+        if theta.len() != grad.len() || m.len() != grad.len() {
+            candle_core::bail!("adamw: gradient of {} values for a parameter of {}", grad.len(), theta.len());
+        }
+        let keep = 1.0 - self.lr * self.decay;
+        for (((w, &g), m), v) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g * self.grad_scale;
+            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+            let update = (*m / self.bc1) / ((*v / self.bc2).sqrt() + self.eps);
+            *w = *w * keep - self.lr * update;
+        }
+        Ok(())
+    }
+}
+
 impl AdamW {
     pub fn new(params: Vec<(String, Var)>, weight_decay: f64) -> Result<Self> {
         let slots = params
             .into_iter()
-            .map(|(n, var)| Ok(Slot { decay: decays(&n), m: var.zeros_like()?, v: var.zeros_like()?, var }))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|(n, var)| {
+                let len = var.elem_count();
+                Slot { decay: decays(&n), m: vec![0.0; len], v: vec![0.0; len], var }
+            })
+            .collect();
         Ok(AdamW { slots, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, step: 0 })
     }
 
     /// One update with learning rate `lr`; parameters without a gradient are
     /// left alone.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        self.step_scaled(grads, lr, 1.0)
+    }
+
+    /// One update with every gradient multiplied by `grad_scale` first (how
+    /// clipping is applied without rewriting the gradients).
+    pub fn step_scaled(&mut self, grads: &GradStore, lr: f64, grad_scale: f64) -> Result<()> {
+        use rayon::prelude::*;
         self.step += 1;
-        let bc1 = 1.0 - self.beta1.powi(self.step);
-        let bc2 = 1.0 - self.beta2.powi(self.step);
-        for s in &mut self.slots {
-            let Some(g) = grads.get(s.var.as_tensor()) else { continue };
-            s.m = ((&s.m * self.beta1)? + (g * (1.0 - self.beta1))?)?;
-            s.v = ((&s.v * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
-            let update = ((&s.m / bc1)? / ((&s.v / bc2)?.sqrt()? + self.eps)?)?;
-            let mut theta = s.var.as_tensor().clone();
-            if s.decay && self.weight_decay > 0.0 {
-                theta = (theta * (1.0 - lr * self.weight_decay))?;
-            }
-            s.var.set(&(theta - (update * lr)?)?)?;
+        let (beta1, beta2, eps, wd) = (self.beta1, self.beta2, self.eps, self.weight_decay);
+        let bc1 = 1.0 - beta1.powi(self.step);
+        let bc2 = 1.0 - beta2.powi(self.step);
+        self.slots.par_iter_mut().try_for_each(|s| -> Result<()> {
+            let Some(g) = grads.get(s.var.as_tensor()) else { return Ok(()) };
+            let g = g.contiguous()?;
+            let op = Update {
+                m: Mutex::new(&mut s.m),
+                v: Mutex::new(&mut s.v),
+                lr: lr as f32,
+                decay: if s.decay { wd as f32 } else { 0.0 },
+                grad_scale: grad_scale as f32,
+                beta1: beta1 as f32,
+                beta2: beta2 as f32,
+                bc1: bc1 as f32,
+                bc2: bc2 as f32,
+                eps: eps as f32,
+            };
+            s.var.as_tensor().inplace_op2(&g, &op)
+        })
+    }
+}
+
+/// Global L2 norm of the gradients of `vars`.
+pub fn grad_norm(grads: &GradStore, vars: &[(String, Var)]) -> Result<f64> {
+    let mut sq = 0f64;
+    for (_, v) in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            let g = g.contiguous()?;
+            sq += with_data(&g, |d| d.chunks(4096).map(|c| c.iter().map(|x| x * x).sum::<f32>() as f64).sum::<f64>())?;
         }
-        Ok(())
+    }
+    Ok(sq.sqrt())
+}
+
+/// The factor that brings a gradient norm down to `max_norm` (1 when it is
+/// already within it, or when `max_norm` is 0: no clipping).
+pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
+    if max_norm > 0.0 && norm > max_norm {
+        max_norm / (norm + 1e-6)
+    } else {
+        1.0
     }
 }
 
 /// Scale all gradients so their global L2 norm is at most `max_norm`;
 /// returns the norm before clipping.
 pub fn clip_grad_norm(grads: &mut GradStore, vars: &[(String, Var)], max_norm: f64) -> Result<f64> {
-    let mut sq = 0f64;
-    for (_, v) in vars {
-        if let Some(g) = grads.get(v.as_tensor()) {
-            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-        }
-    }
-    let norm = sq.sqrt();
-    if max_norm > 0.0 && norm > max_norm {
-        let scale = max_norm / (norm + 1e-6);
+    let norm = grad_norm(grads, vars)?;
+    let scale = clip_scale(norm, max_norm);
+    if scale != 1.0 {
         for (_, v) in vars {
             if let Some(g) = grads.remove(v.as_tensor()) {
                 grads.insert(v.as_tensor(), (g * scale)?);

@@ -3,7 +3,7 @@
 //! collects them).
 
 use super::loss::{balanced_weights, weighted_cross_entropy};
-use super::optim::{clip_grad_norm, AdamW};
+use super::optim::{clip_scale, grad_norm, AdamW};
 use super::schedule::lr_at;
 use crate::batch::{make_batch, Batch, Encoded};
 use crate::labels::LabelSet;
@@ -122,12 +122,12 @@ pub fn train_step(model: &BertClassifier, b: &Batch, weights: &Tensor, opt: &mut
     if !loss_v.is_finite() {
         return Err(Error::Diverged(format!("loss is {loss_v}")));
     }
-    let mut grads = loss.backward()?;
-    let grad_norm = clip_grad_norm(&mut grads, vars, max_grad_norm)?;
+    let grads = loss.backward()?;
+    let grad_norm = grad_norm(&grads, vars)?;
     if !grad_norm.is_finite() {
         return Err(Error::Diverged(format!("gradient norm is {grad_norm}")));
     }
-    opt.step(&grads, lr)?;
+    opt.step_scaled(&grads, lr, clip_scale(grad_norm, max_grad_norm))?;
     Ok((loss_v, grad_norm))
 }
 
