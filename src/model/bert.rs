@@ -8,7 +8,7 @@ use super::{BertConfig, Dropout, Init, LayerNorm, ParamStore};
 use super::linear::Linear;
 use crate::rng::Rng;
 use crate::Result;
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use std::sync::Mutex;
 
 struct Embeddings {
@@ -317,18 +317,19 @@ impl BertClassifier {
         let k = split(l.key.forward(x)?)?;
         let v = split(l.value.forward(x)?)?;
         let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?.broadcast_add(bias)?;
-        let probs = if train { candle_nn::ops::softmax(&scores, D::Minus1)? } else { candle_nn::ops::softmax_last_dim(&scores)? };
+        let probs = if train { super::ops::softmax_last_dim(&scores)? } else { candle_nn::ops::softmax_last_dim(&scores)? };
         let probs = self.attn_dropout.forward_t(&probs, &self.dropout_rng, train)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
         let attn = self.hidden_dropout.forward_t(&l.attn_out.forward(&ctx)?, &self.dropout_rng, train)?;
         let x = l.attn_norm.forward_t(&(attn + x)?, train)?;
-        let inter = self.activation(&l.intermediate.forward(&x)?)?;
+        let inter = self.activation(&l.intermediate.forward(&x)?, train)?;
         let out = self.hidden_dropout.forward_t(&l.output.forward(&inter)?, &self.dropout_rng, train)?;
         Ok(l.out_norm.forward_t(&(out + x)?, train)?)
     }
 
-    fn activation(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    fn activation(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         match self.config.hidden_act.as_str() {
+            "gelu" if train => super::ops::gelu_erf(x),
             "gelu" => x.gelu_erf(),
             "relu" => x.relu(),
             _ => x.gelu(), // gelu_new / gelu_pytorch_tanh: the tanh approximation

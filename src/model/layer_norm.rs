@@ -1,9 +1,10 @@
-//! Layer normalisation with two paths: a composition of differentiable ops
-//! for training (candle-nn's fused `layer_norm` has no backward, so with it
-//! gradients silently stop and only the head learns) and the fused kernel for
-//! inference. Both compute the same function (checked in the test below).
+//! Layer normalisation with two paths: for training, our custom op with a
+//! hand-written backward ([`super::ops::layer_norm`]; candle-nn's fused
+//! `layer_norm` has no backward, so with it gradients silently stop and only
+//! the head learns), and candle's fused kernel for inference. Both compute
+//! the same function (checked in the test below).
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{Result, Tensor};
 
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
@@ -21,11 +22,7 @@ impl LayerNorm {
         if !train {
             return candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, self.eps as f32);
         }
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+        super::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 

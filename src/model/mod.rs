@@ -7,6 +7,7 @@ mod config;
 mod dropout;
 mod layer_norm;
 mod load;
+pub mod ops;
 mod params;
 
 pub use bert::{BertClassifier, LoraConfig};
