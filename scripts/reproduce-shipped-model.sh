@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Retrain the shipped model with the command and seed recorded in
 # models/README.md and check that the weights come out bit for bit the same
-# (sha256 of model.safetensors). Takes about 9 minutes on 2 cores; not run in CI.
+# (sha256 of model.safetensors). Takes about 3 minutes on 2 cores; not run in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-base-model.sh
