@@ -2,7 +2,7 @@
 //! activations `x` `[m, k]` and Hugging Face weights `W` `[n, k]`.
 //!
 //! - f32: [`super::f32_kernel`] on CPUs with AVX-512, the `gemm` crate
-//!   (candle's CPU matmul, AVX2 + FMA as candle builds it) elsewhere.
+//!   (candle's CPU matmul) elsewhere.
 //! - bf16: weights rounded to bfloat16 once and packed, activations rounded
 //!   per call, sums in f32: on Intel AMX tiles ([`super::amx`]) where the
 //!   CPU has them, else with AVX512-BF16's `vdpbf16ps` ([`super::bf16`]; AMD

@@ -1,10 +1,9 @@
 //! An f32 matrix product for x86 CPUs with AVX-512: weights `[n, k]` packed
 //! once in blocks of 32 output columns (`[n / 32][k][32]`, one k-step of a
 //! block is two 64-byte loads), a 12 x 32 tile of sums in 24 registers, 24
-//! fused multiply-adds per k-step against 14 loads. Elsewhere the engine
-//! uses the `gemm` crate (candle's CPU matmul), whose AVX-512 kernels sit
-//! behind a cargo feature that would also change the bits of every training
-//! run, and so the shipped model's reproduction.
+//! fused multiply-adds per k-step against 14 loads, with the weights packed
+//! once at engine build. Layers whose width is not a multiple of 32 use the
+//! `gemm` crate (candle's CPU matmul, built with its AVX-512 kernels).
 
 use super::tiles::{self, by_rows, MR};
 #[cfg(target_arch = "x86_64")]
