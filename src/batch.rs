@@ -14,7 +14,8 @@ pub struct Encoded {
     pub type_ids: Vec<u32>,
 }
 
-/// A padded batch ready for the model.
+/// A batch ready for the model: padded tensors, and the same tokens packed
+/// back to back with no padding (what the native training step reads).
 #[derive(Debug)]
 pub struct Batch {
     pub ids: Tensor,
@@ -22,6 +23,16 @@ pub struct Batch {
     pub mask: Tensor,
     pub labels: Option<Tensor>,
     pub len: usize,
+    pub packed: Packed,
+}
+
+/// The tokens of a batch's sentences stored back to back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packed {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    pub lengths: Vec<usize>,
+    pub labels: Option<Vec<u32>>,
 }
 
 /// A Hugging Face tokenizer set up for classification: truncation to
@@ -101,6 +112,12 @@ pub fn make_batch(items: &[&Encoded], labels: Option<&[u32]>, pad_id: u32, devic
         mask: Tensor::from_vec(mask, (b, t), device)?,
         labels: labels.map(|l| Tensor::from_vec(l.to_vec(), b, device)).transpose()?,
         len: b,
+        packed: Packed {
+            ids: items.iter().flat_map(|e| e.ids.iter().copied()).collect(),
+            type_ids: items.iter().flat_map(|e| e.type_ids.iter().copied()).collect(),
+            lengths: items.iter().map(|e| e.ids.len()).collect(),
+            labels: labels.map(|l| l.to_vec()),
+        },
     })
 }
 
@@ -153,6 +170,7 @@ mod tests {
         assert_eq!(batch.ids.to_vec2::<u32>().unwrap(), vec![vec![1, 5, 2], vec![1, 2, 0]]);
         assert_eq!(batch.mask.to_vec2::<u32>().unwrap(), vec![vec![1, 1, 1], vec![1, 1, 0]]);
         assert_eq!(batch.labels.unwrap().to_vec1::<u32>().unwrap(), vec![3, 1]);
+        assert_eq!(batch.packed, Packed { ids: vec![1, 5, 2, 1, 2], type_ids: vec![0; 5], lengths: vec![3, 2], labels: Some(vec![3, 1]) });
         assert_eq!(length_buckets(&[5, 1, 3, 2, 4], 2), vec![vec![1, 3], vec![2, 4], vec![0]]);
     }
 }

@@ -12,7 +12,7 @@
 //! The candle model stays the reference (training uses it, and the tests
 //! check that the two agree).
 
-mod attention;
+pub(crate) mod attention;
 pub mod bf16;
 mod dense;
 mod amx;

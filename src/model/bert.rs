@@ -89,7 +89,7 @@ fn modules(p: &ParamStore, c: &BertConfig, lora_scale: f64) -> (Embeddings, Vec<
 
 /// The names of the dense layers of encoder layer `i`, with their shapes
 /// `(out, in)`, in the order modules are built.
-fn layer_linears(c: &BertConfig, i: usize) -> Vec<(String, usize, usize)> {
+pub(crate) fn layer_linears(c: &BertConfig, i: usize) -> Vec<(String, usize, usize)> {
     let (h, m) = (c.hidden_size, c.intermediate_size);
     let n = format!("bert.encoder.layer.{i}");
     vec![
@@ -261,6 +261,12 @@ impl BertClassifier {
 
     pub fn frozen_layers(&self) -> Option<usize> {
         self.frozen_layers
+    }
+
+    /// A seed for one dropout mask, the next draw of the dropout stream
+    /// (the native training step's masks are hashed from such seeds).
+    pub(crate) fn next_dropout_seed(&self) -> u64 {
+        self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner()).next_u64()
     }
 
     /// Restart the dropout mask stream (the trainer does this from `--seed`).

@@ -11,6 +11,7 @@ pub mod ops;
 mod params;
 
 pub use bert::{BertClassifier, LoraConfig};
+pub(crate) use bert::layer_linears;
 pub use config::BertConfig;
 pub use dropout::Dropout;
 pub use layer_norm::LayerNorm;

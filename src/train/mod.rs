@@ -3,6 +3,7 @@
 
 pub mod job;
 pub mod loss;
+pub mod native;
 pub mod optim;
 pub mod schedule;
 pub mod trainer;

@@ -113,16 +113,26 @@ pub fn evaluate(model: &BertClassifier, examples: &[Example], labels: &LabelSet,
 
 /// One optimisation step on a labelled batch: forward in training mode,
 /// class-weighted loss, backward, gradient clipping, AdamW update. Returns
-/// the loss and the gradient norm before clipping.
+/// the loss and the gradient norm before clipping. Runs the native step
+/// ([`super::native`]) where it supports the model, candle's graph
+/// otherwise.
 pub fn train_step(model: &BertClassifier, b: &Batch, weights: &Tensor, opt: &mut AdamW, vars: &[(String, candle_core::Var)], max_grad_norm: f64, lr: f64) -> Result<(f64, f64)> {
-    let logits = model.forward_t(&b.ids, &b.type_ids, &b.mask, true)?;
-    let labels = b.labels.as_ref().ok_or_else(|| Error::Invalid("training batch without labels".into()))?;
-    let loss = weighted_cross_entropy(&logits, labels, weights)?;
-    let loss_v = loss.to_scalar::<f32>()? as f64;
+    let (loss_v, grads) = if super::native::supports(model) {
+        let out = super::native::step(model, &b.packed, &weights.to_vec1::<f32>()?)?;
+        (out.loss, out.grads)
+    } else {
+        let logits = model.forward_t(&b.ids, &b.type_ids, &b.mask, true)?;
+        let labels = b.labels.as_ref().ok_or_else(|| Error::Invalid("training batch without labels".into()))?;
+        let loss = weighted_cross_entropy(&logits, labels, weights)?;
+        let loss_v = loss.to_scalar::<f32>()? as f64;
+        if !loss_v.is_finite() {
+            return Err(Error::Diverged(format!("loss is {loss_v}")));
+        }
+        (loss_v, loss.backward()?)
+    };
     if !loss_v.is_finite() {
         return Err(Error::Diverged(format!("loss is {loss_v}")));
     }
-    let grads = loss.backward()?;
     let grad_norm = grad_norm(&grads, vars)?;
     if !grad_norm.is_finite() {
         return Err(Error::Diverged(format!("gradient norm is {grad_norm}")));

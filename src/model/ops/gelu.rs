@@ -10,14 +10,14 @@ struct Gelu;
 const CHUNK: usize = ROWS_PER_TASK * 256;
 
 simd_fn! {
-    fn forward(x: &[f32], y: &mut [f32]) {
+    pub(crate) fn forward(x: &[f32], y: &mut [f32]) {
         y.iter_mut().zip(x).for_each(|(y, &x)| *y = crate::engine::simd::gelu_erf(x));
     }
 }
 
 simd_fn! {
     /// `dx = dy (Phi(x) + x phi(x))`.
-    fn backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    pub(crate) fn backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
         const INV_SQRT_2PI: f32 = 0.398_942_3;
         for ((d, &x), &g) in dx.iter_mut().zip(x).zip(dy) {
             let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));

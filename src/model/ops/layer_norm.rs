@@ -14,7 +14,7 @@ struct LayerNormOp {
 simd_fn! {
     /// Rows of `x` (`h` wide): `dx`, and this chunk's contributions to
     /// `dw` and `db` added into them.
-    fn backward(x: &[f32], dy: &[f32], w: &[f32], eps: f32, dx: &mut [f32], dw: &mut [f32], db: &mut [f32], xhat: &mut [f32], dyh: &mut [f32]) {
+    pub(crate) fn backward(x: &[f32], dy: &[f32], w: &[f32], eps: f32, dx: &mut [f32], dw: &mut [f32], db: &mut [f32], xhat: &mut [f32], dyh: &mut [f32]) {
         let h = w.len();
         let n = h as f32;
         for ((x, g), d) in x.chunks_exact(h).zip(dy.chunks_exact(h)).zip(dx.chunks_exact_mut(h)) {

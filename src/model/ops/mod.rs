@@ -5,8 +5,8 @@
 //! the inference engine's vectorised kernels. Each file's tests check values
 //! and gradients against the composition it replaces.
 
-mod gelu;
-mod layer_norm;
+pub(crate) mod gelu;
+pub(crate) mod layer_norm;
 mod softmax;
 
 pub use gelu::gelu_erf;

@@ -1,0 +1,504 @@
+//! The native training step: forward and backward of the BERT classifier
+//! written out by hand over packed sentences (no padding), on the `gemm`
+//! crate and the engine's vectorised kernels, without candle's autograd.
+//!
+//! Why: profiled on a full fine-tuning step, candle's graph spent under a
+//! third of its time in matrix products. Every backward node allocates a
+//! zeroed gradient and adds into it, every bias add, residual and dropout
+//! is a broadcast op with its own backward, padding costs a third of the
+//! tokens, and frozen weights (LoRA) still get their gradient products
+//! computed. Here each layer is a fixed list of products and fused passes,
+//! frozen tensors get no gradient work, and dropout masks are hashed from
+//! seeds drawn from the model's dropout stream.
+//!
+//! It computes what the candle graph of [`BertClassifier::forward_t`]
+//! computes in training mode; `tests/native_step.rs` checks logits, loss
+//! and every gradient against it (dropout off), and the attention kernel
+//! against finite differences with dropout on.
+
+mod attention;
+mod dropout;
+mod linear;
+
+use crate::batch::Packed;
+use crate::engine::attention::Packing;
+use crate::engine::simd::{self, Activation};
+use crate::model::{layer_linears, BertClassifier};
+use crate::{Error, Result};
+use attention::Dims;
+use candle_core::backprop::GradStore;
+use candle_core::{CpuStorage, Storage, Tensor};
+use dropout::Mask;
+use rayon::prelude::*;
+use std::collections::HashMap;
+
+/// Whether the native step can train this model (the trainer falls back to
+/// the candle graph otherwise): exact GELU or ReLU, on the CPU.
+pub fn supports(model: &BertClassifier) -> bool {
+    matches!(Activation::from_hf(&model.config.hidden_act), Activation::GeluErf | Activation::Relu) && model.device().is_cpu()
+}
+
+/// What one step computed.
+pub struct StepOutput {
+    pub loss: f64,
+    /// `[batch, num_labels]`, row-major.
+    pub logits: Vec<f32>,
+    /// Gradients of the trainable parameters, keyed like candle's.
+    pub grads: GradStore,
+}
+
+/// Forward in training mode (dropout on), class-weighted cross-entropy
+/// (as [`crate::train::loss::weighted_cross_entropy`]), backward.
+pub fn step(model: &BertClassifier, batch: &Packed, class_weights: &[f32]) -> Result<StepOutput> {
+    let labels = batch.labels.as_ref().ok_or_else(|| Error::Invalid("training batch without labels".into()))?;
+    let k = model.num_labels();
+    if class_weights.len() != k {
+        return Err(Error::Invalid(format!("{} class weights for {k} labels", class_weights.len())));
+    }
+    if let Some(l) = labels.iter().find(|&&l| l as usize >= k) {
+        return Err(Error::Invalid(format!("label id {l} out of range for {k} labels")));
+    }
+    let w = Weights::new(model)?;
+    let fwd = forward(model, &w, batch)?;
+    let (loss, dlogits) = weighted_cross_entropy(&fwd.logits, labels, class_weights, k);
+    let mut grads = Grads::default();
+    backward(model, &w, batch, &fwd, &dlogits, &mut grads);
+    let logits = fwd.logits.clone();
+    drop(fwd);
+    drop(w);
+    Ok(StepOutput { loss, logits, grads: grads.into_store(model)? })
+}
+
+/// Read access to every parameter's values for the duration of a step.
+struct Weights<'a> {
+    model: &'a BertClassifier,
+    guards: HashMap<&'a str, (candle_core::StorageRef<'a>, usize, usize)>,
+}
+
+impl<'a> Weights<'a> {
+    fn new(model: &'a BertClassifier) -> Result<Self> {
+        let mut guards = HashMap::new();
+        for (name, var) in model.params.iter() {
+            let (s, l) = var.as_tensor().storage_and_layout();
+            match (&*s, l.contiguous_offsets()) {
+                (Storage::Cpu(CpuStorage::F32(_)), Some((a, b))) => {
+                    guards.insert(name, (s, a, b));
+                }
+                _ => return Err(Error::Invalid(format!("parameter {name} is not a contiguous f32 CPU tensor"))),
+            }
+        }
+        Ok(Weights { model, guards })
+    }
+
+    fn get(&self, name: &str) -> &[f32] {
+        let (s, a, b) = self.guards.get(name).unwrap_or_else(|| panic!("the model has no parameter {name}"));
+        match &**s {
+            Storage::Cpu(CpuStorage::F32(v)) => &v[*a..*b],
+            _ => unreachable!("checked in Weights::new"),
+        }
+    }
+
+    fn trainable(&self, name: &str) -> bool {
+        self.model.params.is_trainable(name)
+    }
+}
+
+/// Gradients as they are produced, turned into a `GradStore` at the end.
+#[derive(Default)]
+struct Grads(Vec<(String, Vec<f32>)>);
+
+impl Grads {
+    fn add(&mut self, name: String, g: Vec<f32>) {
+        self.0.push((name, g));
+    }
+
+    fn into_store(self, model: &BertClassifier) -> Result<GradStore> {
+        let mut store = GradStore::default();
+        for (name, g) in self.0 {
+            let var = model.params.get(&name).ok_or_else(|| Error::Invalid(format!("gradient for unknown parameter {name}")))?;
+            let t = Tensor::from_vec(g, var.shape(), var.device())?;
+            store.insert(var.as_tensor(), t);
+        }
+        Ok(store)
+    }
+}
+
+/// A dense layer's parameters, with its LoRA adapter if it has one.
+struct Dense<'w> {
+    name: String,
+    w: &'w [f32],
+    b: &'w [f32],
+    /// `A [r, in]`, `B [out, r]`, r, alpha / r.
+    lora: Option<(&'w [f32], &'w [f32], usize, f32)>,
+    out: usize,
+    inp: usize,
+}
+
+impl<'w> Dense<'w> {
+    fn new(wts: &'w Weights, name: &str, out: usize, inp: usize) -> Self {
+        let lora = wts.model.lora().filter(|_| wts.guards.contains_key(format!("{name}.lora_A.weight").as_str())).map(|cfg| {
+            (wts.get(&format!("{name}.lora_A.weight")), wts.get(&format!("{name}.lora_B.weight")), cfg.r, (cfg.alpha / cfg.r as f64) as f32)
+        });
+        Dense { name: name.to_string(), w: wts.get(&format!("{name}.weight")), b: wts.get(&format!("{name}.bias")), lora, out, inp }
+    }
+
+    /// `y = x W^T + b (+ alpha/r (x A^T) B^T)`, and `x A^T` for backward.
+    fn forward(&self, x: &[f32], rows: usize) -> (Vec<f32>, Option<Vec<f32>>) {
+        let mut y = vec![0f32; rows * self.out];
+        linear::forward(x, self.w, Some(self.b), &mut y, rows, self.out, self.inp);
+        let z = self.lora.map(|(a, b, r, s)| {
+            let mut z = vec![0f32; rows * r];
+            linear::forward(x, a, None, &mut z, rows, r, self.inp);
+            linear::forward_add(&z, b, &mut y, s, rows, self.out, r);
+            z
+        });
+        (y, z)
+    }
+
+    /// Gradients of the trainable tensors from `dy`, and `dx` (overwritten,
+    /// or added into when `accumulate`) when asked for.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(&self, wts: &Weights, x: &[f32], z: Option<&[f32]>, dy: &[f32], rows: usize, dx: Option<(&mut [f32], bool)>, grads: &mut Grads) {
+        let (out, inp) = (self.out, self.inp);
+        let wname = format!("{}.weight", self.name);
+        if wts.trainable(&wname) {
+            let mut dw = vec![0f32; out * inp];
+            linear::backward_weight(dy, x, &mut dw, 1.0, rows, out, inp);
+            grads.add(wname, dw);
+        }
+        let bname = format!("{}.bias", self.name);
+        if wts.trainable(&bname) {
+            grads.add(bname, linear::backward_bias(dy, out));
+        }
+        let dz = match (self.lora, z) {
+            (Some((_, b, r, s)), Some(z)) => {
+                let mut dz = vec![0f32; rows * r];
+                linear::backward_input(dy, b, &mut dz, false, s, rows, out, r);
+                let bname = format!("{}.lora_B.weight", self.name);
+                if wts.trainable(&bname) {
+                    let mut db = vec![0f32; out * r];
+                    linear::backward_weight(dy, z, &mut db, s, rows, out, r);
+                    grads.add(bname, db);
+                }
+                let aname = format!("{}.lora_A.weight", self.name);
+                if wts.trainable(&aname) {
+                    let mut da = vec![0f32; r * inp];
+                    linear::backward_weight(&dz, x, &mut da, 1.0, rows, r, inp);
+                    grads.add(aname, da);
+                }
+                Some(dz)
+            }
+            _ => None,
+        };
+        if let Some((dx, accumulate)) = dx {
+            linear::backward_input(dy, self.w, dx, accumulate, 1.0, rows, out, inp);
+            if let (Some((a, _, r, _)), Some(dz)) = (self.lora, &dz) {
+                linear::backward_input(dz, a, dx, true, 1.0, rows, r, inp);
+            }
+        }
+    }
+}
+
+/// Rows per parallel task of the element-wise passes.
+const ROWS_PER_TASK: usize = 32;
+
+fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    x.par_chunks_mut(ROWS_PER_TASK * w.len()).for_each(|c| simd::layer_norm(c, w, b, eps));
+}
+
+/// `(dx, dw, db)` of `y = LayerNorm(x) * w + b` from `dy`.
+fn layer_norm_backward(x: &[f32], dy: &[f32], w: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let h = w.len();
+    let c = ROWS_PER_TASK * h;
+    let mut dx = vec![0f32; x.len()];
+    let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(c)
+        .enumerate()
+        .map(|(i, d)| {
+            let r = i * c..i * c + d.len();
+            let (mut dw, mut db, mut xh, mut dyh) = (vec![0f32; h], vec![0f32; h], vec![0f32; h], vec![0f32; h]);
+            crate::model::ops::layer_norm::backward(&x[r.clone()], &dy[r], w, eps, d, &mut dw, &mut db, &mut xh, &mut dyh);
+            (dw, db)
+        })
+        .collect();
+    let (mut dw, mut db) = (vec![0f32; h], vec![0f32; h]);
+    for (pw, pb) in partial {
+        dw.iter_mut().zip(pw).for_each(|(a, v)| *a += v);
+        db.iter_mut().zip(pb).for_each(|(a, v)| *a += v);
+    }
+    (dx, dw, db)
+}
+
+fn add_into(x: &mut [f32], y: &[f32]) {
+    x.par_chunks_mut(16384).zip(y.par_chunks(16384)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+}
+
+fn activate(u: &[f32], act: Activation) -> Vec<f32> {
+    let mut g = vec![0f32; u.len()];
+    g.par_chunks_mut(16384).zip(u.par_chunks(16384)).for_each(|(g, u)| match act {
+        Activation::Relu => g.iter_mut().zip(u).for_each(|(g, u)| *g = u.max(0.0)),
+        _ => crate::model::ops::gelu::forward(u, g),
+    });
+    g
+}
+
+fn activate_backward(u: &[f32], dg: &[f32], act: Activation) -> Vec<f32> {
+    let mut du = vec![0f32; u.len()];
+    du.par_chunks_mut(16384).zip(u.par_chunks(16384).zip(dg.par_chunks(16384))).for_each(|(d, (u, g))| match act {
+        Activation::Relu => d.iter_mut().zip(u.iter().zip(g)).for_each(|(d, (u, g))| *d = if *u > 0.0 { *g } else { 0.0 }),
+        _ => crate::model::ops::gelu::backward(u, g, d),
+    });
+    du
+}
+
+/// What one encoder layer keeps for backward.
+struct LayerSaved {
+    x: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// `x A^T` of each adapted dense layer, in [`layer_linears`] order.
+    z: Vec<Option<Vec<f32>>>,
+    ctx: Vec<f32>,
+    r1: Vec<f32>,
+    h1: Vec<f32>,
+    u: Vec<f32>,
+    g: Vec<f32>,
+    r2: Vec<f32>,
+    attn_mask: Mask,
+    mask1: Mask,
+    mask2: Mask,
+}
+
+struct Forward {
+    packing: Packing,
+    /// Embeddings before their layer norm.
+    emb: Vec<f32>,
+    emb_mask: Mask,
+    layers: Vec<Option<LayerSaved>>,
+    cls: Vec<f32>,
+    pooled: Vec<f32>,
+    dropped: Vec<f32>,
+    cls_mask: Mask,
+    logits: Vec<f32>,
+}
+
+/// Which parts of the model backward must reach.
+struct Reach {
+    embeddings: bool,
+    /// The lowest encoder layer with a trainable tensor.
+    lowest_layer: usize,
+}
+
+fn reach(model: &BertClassifier) -> Reach {
+    let n = model.config.num_hidden_layers;
+    let p = &model.params;
+    let embeddings = p.names().iter().any(|name| name.starts_with("bert.embeddings.") && p.is_trainable(name));
+    let lowest_layer = (0..n).find(|i| p.names().iter().any(|name| name.starts_with(&format!("bert.encoder.layer.{i}.")) && p.is_trainable(name))).unwrap_or(n);
+    Reach { embeddings, lowest_layer: if embeddings { 0 } else { lowest_layer } }
+}
+
+fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forward> {
+    let c = &model.config;
+    let (h, inter, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps as f32);
+    let rows = batch.ids.len();
+    let packing = Packing::new(batch.lengths.iter().copied());
+    if batch.lengths.is_empty() || batch.lengths.contains(&0) || packing.rows() != rows || batch.type_ids.len() != rows {
+        return Err(Error::Invalid("malformed packed batch (empty sentence or mismatched lengths)".into()));
+    }
+    if let Some(&l) = batch.lengths.iter().find(|&&l| l > c.max_position_embeddings) {
+        return Err(Error::Invalid(format!("sequence of {l} tokens exceeds max_position_embeddings {}", c.max_position_embeddings)));
+    }
+    if let Some(&id) = batch.ids.iter().find(|&&id| id as usize >= c.vocab_size) {
+        return Err(Error::Invalid(format!("token id {id} out of range for a vocabulary of {}", c.vocab_size)));
+    }
+    if let Some(&t) = batch.type_ids.iter().find(|&&t| t as usize >= c.type_vocab_size) {
+        return Err(Error::Invalid(format!("token type id {t} out of range ({} types)", c.type_vocab_size)));
+    }
+    let frozen = model.frozen_layers().unwrap_or(0);
+    let reach = reach(model);
+    let act = Activation::from_hf(&c.hidden_act);
+    let mask = |p: f64, train: bool| Mask::new(p, if train && p > 0.0 { model.next_dropout_seed() } else { 0 }, train);
+
+    // Embeddings: word + token type + position, layer norm, dropout.
+    let (word, typ, pos) = (wts.get("bert.embeddings.word_embeddings.weight"), wts.get("bert.embeddings.token_type_embeddings.weight"), wts.get("bert.embeddings.position_embeddings.weight"));
+    let mut emb = vec![0f32; rows * h];
+    for s in 0..packing.sentences() {
+        for (p, r) in (packing.starts[s]..packing.starts[s + 1]).enumerate() {
+            let (id, ty) = (batch.ids[r] as usize, batch.type_ids[r] as usize);
+            let out = &mut emb[r * h..(r + 1) * h];
+            out.iter_mut().zip(&word[id * h..(id + 1) * h]).zip(&typ[ty * h..(ty + 1) * h]).zip(&pos[p * h..(p + 1) * h]).for_each(|(((o, a), b), c)| *o = a + b + c);
+        }
+    }
+    let mut x = emb.clone();
+    layer_norm(&mut x, wts.get("bert.embeddings.LayerNorm.weight"), wts.get("bert.embeddings.LayerNorm.bias"), eps);
+    let emb_mask = mask(c.hidden_dropout_prob, model.frozen_layers().is_none());
+    emb_mask.apply(&mut x);
+
+    let dims = Dims { hidden: h, heads: c.num_attention_heads, rows };
+    let mut layers = Vec::with_capacity(c.num_hidden_layers);
+    for i in 0..c.num_hidden_layers {
+        let train = i >= frozen;
+        let n = format!("bert.encoder.layer.{i}");
+        let d: Vec<Dense> = layer_linears(c, i).iter().map(|(name, out, inp)| Dense::new(wts, name, *out, *inp)).collect();
+        let (q, zq) = d[0].forward(&x, rows);
+        let (k, zk) = d[1].forward(&x, rows);
+        let (v, zv) = d[2].forward(&x, rows);
+        let attn_mask = mask(c.attention_probs_dropout_prob, train);
+        let mut ctx = vec![0f32; rows * h];
+        attention::forward(&q, &k, &v, &mut ctx, &packing, dims, &attn_mask);
+        let (mut r1, za) = d[3].forward(&ctx, rows);
+        let mask1 = mask(c.hidden_dropout_prob, train);
+        mask1.apply(&mut r1);
+        add_into(&mut r1, &x);
+        let mut h1 = r1.clone();
+        layer_norm(&mut h1, wts.get(&format!("{n}.attention.output.LayerNorm.weight")), wts.get(&format!("{n}.attention.output.LayerNorm.bias")), eps);
+        let (u, zi) = d[4].forward(&h1, rows);
+        let g = activate(&u, act);
+        let (mut r2, zo) = d[5].forward(&g, rows);
+        let mask2 = mask(c.hidden_dropout_prob, train);
+        mask2.apply(&mut r2);
+        add_into(&mut r2, &h1);
+        let mut out = r2.clone();
+        layer_norm(&mut out, wts.get(&format!("{n}.output.LayerNorm.weight")), wts.get(&format!("{n}.output.LayerNorm.bias")), eps);
+        debug_assert_eq!(u.len(), rows * inter);
+        let keep = i >= reach.lowest_layer;
+        layers.push(keep.then(|| LayerSaved { x: std::mem::take(&mut x), q, k, v, z: vec![zq, zk, zv, za, zi, zo], ctx, r1, h1, u, g, r2, attn_mask, mask1, mask2 }));
+        x = out;
+    }
+
+    // Pooler (tanh of a dense layer on each sentence's first token), dropout, classifier.
+    let b = packing.sentences();
+    let mut cls = vec![0f32; b * h];
+    for s in 0..b {
+        let r = packing.starts[s];
+        cls[s * h..(s + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
+    }
+    let (mut pooled, _) = Dense::new(wts, "bert.pooler.dense", h, h).forward(&cls, b);
+    pooled.iter_mut().for_each(|v| *v = v.tanh());
+    let mut dropped = pooled.clone();
+    let cls_mask = mask(c.classifier_dropout.unwrap_or(c.hidden_dropout_prob), true);
+    cls_mask.apply(&mut dropped);
+    let (logits, _) = Dense::new(wts, "classifier", model.num_labels(), h).forward(&dropped, b);
+    Ok(Forward { packing, emb, emb_mask, layers, cls, pooled, dropped, cls_mask, logits })
+}
+
+/// Class-weighted cross-entropy and its gradient with respect to the logits:
+/// `loss = sum_i w[y_i] (logsumexp_i - z_i[y_i]) / sum_i w[y_i]`,
+/// `dz_i = w[y_i] / sum w (softmax(z_i) - onehot(y_i))`.
+fn weighted_cross_entropy(logits: &[f32], labels: &[u32], weights: &[f32], k: usize) -> (f64, Vec<f32>) {
+    let total: f64 = labels.iter().map(|&y| weights[y as usize] as f64).sum();
+    let mut loss = 0f64;
+    let mut grad = vec![0f32; logits.len()];
+    for ((z, g), &y) in logits.chunks_exact(k).zip(grad.chunks_exact_mut(k)).zip(labels) {
+        let max = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+        let sum: f64 = z.iter().map(|v| ((v - max) as f64).exp()).sum();
+        let w = weights[y as usize] as f64;
+        loss += w * (sum.ln() + max as f64 - z[y as usize] as f64);
+        for (j, (g, v)) in g.iter_mut().zip(z).enumerate() {
+            let p = ((v - max) as f64).exp() / sum;
+            *g = (w / total * (p - if j == y as usize { 1.0 } else { 0.0 })) as f32;
+        }
+    }
+    (loss / total, grad)
+}
+
+fn backward(model: &BertClassifier, wts: &Weights, batch: &Packed, fwd: &Forward, dlogits: &[f32], grads: &mut Grads) {
+    let c = &model.config;
+    let (h, inter, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps as f32);
+    let rows = batch.ids.len();
+    let b = fwd.packing.sentences();
+    let reach = reach(model);
+    let act = Activation::from_hf(&c.hidden_act);
+
+    // Classifier, dropout, tanh, pooler, back to the first tokens.
+    let mut dpooled = vec![0f32; b * h];
+    Dense::new(wts, "classifier", model.num_labels(), h).backward(wts, &fwd.dropped, None, dlogits, b, Some((&mut dpooled, false)), grads);
+    fwd.cls_mask.apply(&mut dpooled);
+    dpooled.iter_mut().zip(&fwd.pooled).for_each(|(d, t)| *d *= 1.0 - t * t);
+    let mut dcls = vec![0f32; b * h];
+    Dense::new(wts, "bert.pooler.dense", h, h).backward(wts, &fwd.cls, None, &dpooled, b, Some((&mut dcls, false)), grads);
+    let mut dx = vec![0f32; rows * h];
+    for s in 0..b {
+        let r = fwd.packing.starts[s];
+        dx[r * h..(r + 1) * h].copy_from_slice(&dcls[s * h..(s + 1) * h]);
+    }
+
+    let dims = Dims { hidden: h, heads: c.num_attention_heads, rows };
+    for i in (reach.lowest_layer..c.num_hidden_layers).rev() {
+        let Some(s) = &fwd.layers[i] else { break };
+        let n = format!("bert.encoder.layer.{i}");
+        let d: Vec<Dense> = layer_linears(c, i).iter().map(|(name, out, inp)| Dense::new(wts, name, *out, *inp)).collect();
+        let need_dx = reach.embeddings || i > reach.lowest_layer;
+        let norm_grads = |grads: &mut Grads, name: &str, dw: Vec<f32>, db: Vec<f32>| {
+            for (suffix, g) in [("weight", dw), ("bias", db)] {
+                let full = format!("{name}.{suffix}");
+                if wts.trainable(&full) {
+                    grads.add(full, g);
+                }
+            }
+        };
+        // Output layer norm, residual, dropout, dense, activation, dense.
+        let ln2 = format!("{n}.output.LayerNorm");
+        let (dr2, dw, db) = layer_norm_backward(&s.r2, &dx, wts.get(&format!("{ln2}.weight")), eps);
+        norm_grads(grads, &ln2, dw, db);
+        let mut dh1 = dr2.clone();
+        let mut dout = dr2;
+        s.mask2.apply(&mut dout);
+        let mut dg = vec![0f32; rows * inter];
+        d[5].backward(wts, &s.g, s.z[5].as_deref(), &dout, rows, Some((&mut dg, false)), grads);
+        let du = activate_backward(&s.u, &dg, act);
+        d[4].backward(wts, &s.h1, s.z[4].as_deref(), &du, rows, Some((&mut dh1, true)), grads);
+        // Attention output layer norm, residual, dropout, dense.
+        let ln1 = format!("{n}.attention.output.LayerNorm");
+        let (dr1, dw, db) = layer_norm_backward(&s.r1, &dh1, wts.get(&format!("{ln1}.weight")), eps);
+        norm_grads(grads, &ln1, dw, db);
+        let mut dinput = if need_dx { dr1.clone() } else { Vec::new() };
+        let mut da = dr1;
+        s.mask1.apply(&mut da);
+        let mut dctx = vec![0f32; rows * h];
+        d[3].backward(wts, &s.ctx, s.z[3].as_deref(), &da, rows, Some((&mut dctx, false)), grads);
+        let (mut dq, mut dk, mut dv) = (vec![0f32; rows * h], vec![0f32; rows * h], vec![0f32; rows * h]);
+        attention::backward(&s.q, &s.k, &s.v, &dctx, &mut dq, &mut dk, &mut dv, &fwd.packing, dims, &s.attn_mask);
+        for (j, dy) in [(0, &dq), (1, &dk), (2, &dv)] {
+            let dxs = need_dx.then_some((&mut dinput[..], true));
+            d[j].backward(wts, &s.x, s.z[j].as_deref(), dy, rows, dxs, grads);
+        }
+        dx = dinput;
+    }
+
+    if !reach.embeddings {
+        return;
+    }
+    // Embedding dropout, layer norm, then the three tables.
+    fwd.emb_mask.apply(&mut dx);
+    let (de, dw, db) = layer_norm_backward(&fwd.emb, &dx, wts.get("bert.embeddings.LayerNorm.weight"), eps);
+    for (name, g) in [("bert.embeddings.LayerNorm.weight", dw), ("bert.embeddings.LayerNorm.bias", db)] {
+        if wts.trainable(name) {
+            grads.add(name.to_string(), g);
+        }
+    }
+    let tables = [
+        ("bert.embeddings.word_embeddings.weight", c.vocab_size, &batch.ids),
+        ("bert.embeddings.token_type_embeddings.weight", c.type_vocab_size, &batch.type_ids),
+    ];
+    for (name, n, ids) in tables {
+        if wts.trainable(name) {
+            let mut g = vec![0f32; n * h];
+            for (r, &id) in ids.iter().enumerate() {
+                g[id as usize * h..(id as usize + 1) * h].iter_mut().zip(&de[r * h..(r + 1) * h]).for_each(|(a, v)| *a += v);
+            }
+            grads.add(name.to_string(), g);
+        }
+    }
+    let name = "bert.embeddings.position_embeddings.weight";
+    if wts.trainable(name) {
+        let mut g = vec![0f32; c.max_position_embeddings * h];
+        for s in 0..b {
+            for (p, r) in (fwd.packing.starts[s]..fwd.packing.starts[s + 1]).enumerate() {
+                g[p * h..(p + 1) * h].iter_mut().zip(&de[r * h..(r + 1) * h]).for_each(|(a, v)| *a += v);
+            }
+        }
+        grads.add(name.to_string(), g);
+    }
+}
