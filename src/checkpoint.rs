@@ -47,24 +47,24 @@ pub struct BaseRef {
 /// Hex sha256 of a file.
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    let map = crate::model::map_file(path)?;
+    let h = sha2::Sha256::digest(&map[..]);
+    Ok(h.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Find and verify the base of a delta checkpoint in `dir`: `$STANCE_BASE_DIR`,
-/// the recorded path relative to the working directory, or relative to the
+/// Its sha256 must be the one the checkpoint recorded.
+fn verify_base(dir: &Path, base: &BaseRef, base_dir: &Path) -> Result<()> {
+    let got = crate::hash_cache::sha256(&base_dir.join("model.safetensors"))?;
+    if got != base.sha256 {
+        return Err(Error::model(dir, format!("base model at {} has sha256 {got}, but this checkpoint was trained on {} with sha256 {}", base_dir.display(), base.id, base.sha256)));
+    }
+    Ok(())
+}
+
+/// Find the base of a delta checkpoint in `dir`: `$STANCE_BASE_DIR`, the
+/// recorded path relative to the working directory, or relative to the
 /// project root two levels above `dir` (`models/<name>`).
-fn resolve_base(dir: &Path, base: &BaseRef) -> Result<PathBuf> {
+fn find_base(dir: &Path, base: &BaseRef) -> Result<PathBuf> {
     let mut tried = Vec::new();
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Ok(p) = std::env::var("STANCE_BASE_DIR") {
@@ -77,10 +77,6 @@ fn resolve_base(dir: &Path, base: &BaseRef) -> Result<PathBuf> {
     for c in candidates {
         let weights = c.join("model.safetensors");
         if weights.is_file() {
-            let got = sha256_file(&weights)?;
-            if got != base.sha256 {
-                return Err(Error::model(dir, format!("base model at {} has sha256 {got}, but this checkpoint was trained on {} with sha256 {}", c.display(), base.id, base.sha256)));
-            }
             return Ok(c);
         }
         tried.push(c.display().to_string());
@@ -180,29 +176,49 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
         None => StanceSettings::default(),
     };
     let mut model = BertClassifier::new_for_loading(&config, labels.len(), 0, device)?;
-    let load_report = if let Some(base) = &settings.base {
-        let base_dir = resolve_base(dir, base)?;
-        let from_base = model.load_weights(&base_dir.join("model.safetensors"))?;
-        let delta = if dir.join(ADAPTER_CONFIG).is_file() {
-            model.add_lora(&read_adapter_config(dir)?)?;
-            let path = require(dir, ADAPTER_WEIGHTS)?;
-            let tensors = candle_core::safetensors::load(&path, device).map_err(|e| Error::file(&path, format!("cannot read safetensors: {e}")))?;
-            let tensors = tensors.into_iter().map(|(k, v)| (k.strip_prefix(PEFT_PREFIX).unwrap_or(&k).to_string(), v)).collect();
-            model.load_tensors(&tensors, &path)?
-        } else {
-            model.load_weights(&weights_file(dir)?)?
+    // The tokenizer is parsed, and the base's hash checked, on threads of
+    // their own while the weights load.
+    let (load_report, tokenizer) = std::thread::scope(|scope| -> Result<_> {
+        let tokenizer = scope.spawn(|| tokenizer_path_or_build(dir));
+        let report = match &settings.base {
+            Some(base) => {
+                let base_dir = find_base(dir, base)?;
+                let verified = {
+                    let base_dir = base_dir.clone();
+                    scope.spawn(move || verify_base(dir, base, &base_dir))
+                };
+                let report = load_delta(dir, &mut model, &base_dir, device);
+                verified.join().map_err(|_| Error::model(dir, "checking the base model's hash failed"))??;
+                report?
+            }
+            None => model.load_weights(&weights_file(dir)?)?,
         };
-        let fresh: Vec<String> = model.params.names().iter().filter(|n| !delta.loaded.contains(n) && !from_base.loaded.contains(n)).cloned().collect();
-        LoadReport { loaded: delta.loaded, fresh, unused: delta.unused }
-    } else {
-        model.load_weights(&weights_file(dir)?)?
-    };
+        let tokenizer = tokenizer.join().map_err(|_| Error::model(dir, "reading the tokenizer failed"))??;
+        Ok((report, tokenizer))
+    })?;
     if !load_report.fresh.is_empty() {
         return Err(Error::model(dir, format!("model.safetensors lacks {} (is this a base encoder rather than a fine-tuned checkpoint?)", load_report.fresh.join(", "))));
     }
     model.params.draw_pending()?;
-    let encoder = TextEncoder::new(tokenizer_path_or_build(dir)?, settings.max_len.min(config.max_position_embeddings), &dir.join("tokenizer.json"))?;
+    let encoder = TextEncoder::new(tokenizer, settings.max_len.min(config.max_position_embeddings), &dir.join("tokenizer.json"))?;
     Ok(Checkpoint { dir: dir.into(), model, encoder, labels, settings, load_report })
+}
+
+/// The base's weights, then the checkpoint's own tensors over them (a LoRA
+/// adapter in PEFT layout, or the trained tensors).
+fn load_delta(dir: &Path, model: &mut BertClassifier, base_dir: &Path, device: &Device) -> Result<LoadReport> {
+    let from_base = model.load_weights(&base_dir.join("model.safetensors"))?;
+    let delta = if dir.join(ADAPTER_CONFIG).is_file() {
+        model.add_lora(&read_adapter_config(dir)?)?;
+        let path = require(dir, ADAPTER_WEIGHTS)?;
+        let tensors = candle_core::safetensors::load(&path, device).map_err(|e| Error::file(&path, format!("cannot read safetensors: {e}")))?;
+        let tensors = tensors.into_iter().map(|(k, v)| (k.strip_prefix(PEFT_PREFIX).unwrap_or(&k).to_string(), v)).collect();
+        model.load_tensors(&tensors, &path)?
+    } else {
+        model.load_weights(&weights_file(dir)?)?
+    };
+    let fresh: Vec<String> = model.params.names().iter().filter(|n| !delta.loaded.contains(n) && !from_base.loaded.contains(n)).cloned().collect();
+    Ok(LoadReport { loaded: delta.loaded, fresh, unused: delta.unused })
 }
 
 const ADAPTER_CONFIG: &str = "adapter_config.json";

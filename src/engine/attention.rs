@@ -4,7 +4,8 @@
 //! padded computation masks with -1e9, whose softmax weight is exactly 0 in
 //! f32, so the results are the same).
 
-use super::simd::{simd_fn, softmax_rows};
+use super::head_matmul::{padded, scores, transpose_padded, weighted_sum};
+use super::simd::softmax_rows;
 use rayon::prelude::*;
 
 /// Where each sentence's tokens lie in the packed rows.
@@ -47,46 +48,42 @@ pub fn attention(qkv: &[f32], ctx: &mut [f32], packing: &Packing, hidden: usize,
     parts.into_par_iter().for_each(|(start, out)| {
         let len = out.len() / hidden;
         let rows = &qkv[start * 3 * hidden..(start + len) * 3 * hidden];
-        let mut scores = vec![0f32; len * len];
-        let mut keys_t = vec![0f32; len * hidden / heads];
-        attend(rows, out, &mut scores, &mut keys_t, len, hidden, heads);
+        attend(rows, out, len, hidden, heads);
     });
 }
 
-simd_fn! {
-    /// Attention for one sentence of `len` tokens. Scores are built a row
-    /// at a time against the head's keys transposed (`keys_t[d][len]`), so
-    /// the inner loop runs along the row.
-    fn attend(qkv: &[f32], out: &mut [f32], scores: &mut [f32], keys_t: &mut [f32], len: usize, hidden: usize, heads: usize) {
-        let d = hidden / heads;
-        let scale = 1.0 / (d as f32).sqrt();
-        let stride = 3 * hidden;
-        out.iter_mut().for_each(|v| *v = 0.0);
-        for h in 0..heads {
-            let (qo, ko, vo) = (h * d, hidden + h * d, 2 * hidden + h * d);
-            for j in 0..len {
-                for c in 0..d {
-                    keys_t[c * len + j] = qkv[j * stride + ko + c];
-                }
-            }
+/// Scores past the real columns to -inf, so one softmax over whole padded
+/// rows (full vectors, no tails) gives them weight exactly 0.
+pub(crate) fn mask_padding(s: &mut [f32], len: usize, cols: usize) {
+    if cols > len {
+        for row in s.chunks_exact_mut(cols) {
+            row[len..].iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
+        }
+    }
+}
+
+/// Attention for one sentence of `len` tokens, head by head: scores
+/// against the keys transposed and padded, softmax over the real columns,
+/// then the weighted sum of the values ([`super::head_matmul`]).
+fn attend(qkv: &[f32], out: &mut [f32], len: usize, hidden: usize, heads: usize) {
+    let d = hidden / heads;
+    let cols = padded(len);
+    let stride = 3 * hidden;
+    let (mut q, mut k, mut v) = (vec![0f32; len * d], vec![0f32; len * d], vec![0f32; len * d]);
+    let (mut k_t, mut s, mut o) = (vec![0f32; d * cols], vec![0f32; len * cols], vec![0f32; len * d]);
+    for h in 0..heads {
+        for (buf, off) in [(&mut q, h * d), (&mut k, hidden + h * d), (&mut v, 2 * hidden + h * d)] {
             for i in 0..len {
-                let q = &qkv[i * stride + qo..i * stride + qo + d];
-                let row = &mut scores[i * len..(i + 1) * len];
-                row.iter_mut().for_each(|v| *v = 0.0);
-                for (c, &qc) in q.iter().enumerate() {
-                    let qc = qc * scale;
-                    row.iter_mut().zip(&keys_t[c * len..(c + 1) * len]).for_each(|(s, k)| *s += qc * k);
-                }
+                buf[i * d..(i + 1) * d].copy_from_slice(&qkv[i * stride + off..i * stride + off + d]);
             }
-            softmax_rows(scores, len);
-            for i in 0..len {
-                let o = &mut out[i * hidden + h * d..i * hidden + h * d + d];
-                for j in 0..len {
-                    let p = scores[i * len + j];
-                    let v = &qkv[j * stride + vo..j * stride + vo + d];
-                    o.iter_mut().zip(v).for_each(|(a, b)| *a += p * b);
-                }
-            }
+        }
+        transpose_padded(&k, len, d, cols, &mut k_t);
+        scores(&q, &k_t, &mut s, len, cols, d, 1.0 / (d as f32).sqrt());
+        mask_padding(&mut s, len, cols);
+        softmax_rows(&mut s, cols);
+        weighted_sum(&s, &v, &mut o, len, len, cols, d, 1.0);
+        for i in 0..len {
+            out[i * hidden + h * d..i * hidden + (h + 1) * d].copy_from_slice(&o[i * d..(i + 1) * d]);
         }
     }
 }

@@ -15,6 +15,7 @@
 pub(crate) mod attention;
 pub mod bf16;
 mod dense;
+pub(crate) mod head_matmul;
 mod amx;
 mod f32_kernel;
 pub mod simd;

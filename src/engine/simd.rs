@@ -115,6 +115,21 @@ pub fn sum(xs: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// The largest element (-inf for none), lane by lane so it vectorises (a
+/// plain `fold(f32::max)` is a chain of dependent scalar maxima).
+#[inline(always)]
+pub fn max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+        }
+    }
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
+    acc.iter().fold(tail, |m, v| if *v > m { *v } else { m })
+}
+
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];
@@ -195,8 +210,8 @@ simd_fn! {
     /// Softmax of each row of `x` (rows of `n`), in place.
     pub fn softmax_rows(x: &mut [f32], n: usize) {
         for row in x.chunks_exact_mut(n) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-            row.iter_mut().for_each(|v| *v = exp(*v - max));
+            let top = max(row);
+            row.iter_mut().for_each(|v| *v = exp(*v - top));
             let inv = 1.0 / sum(row);
             row.iter_mut().for_each(|v| *v *= inv);
         }
@@ -206,6 +221,16 @@ simd_fn! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_over_blocks_and_tail() {
+        for n in [0usize, 1, 15, 16, 17, 40] {
+            let xs: Vec<f32> = (0..n).map(|i| ((i * 37) % 23) as f32 - 30.0).collect();
+            let want = xs.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+            assert_eq!(max(&xs), want, "n = {n}");
+        }
+        assert_eq!(max(&[f32::NEG_INFINITY, -3.0]), -3.0);
+    }
 
     /// erf in f64 by its Maclaurin series (for |x| <= 4 its largest term is
     /// under 1e6, so f64 keeps about 1e-10 of accuracy).

@@ -6,7 +6,7 @@
 
 use super::BertClassifier;
 use crate::{Error, Result};
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Tensor, Var};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -49,33 +49,125 @@ fn candidates(name: &str) -> Vec<String> {
     v
 }
 
+/// Where tensors come from: a safetensors file mapped into memory, or
+/// tensors already in memory.
+enum Source<'a> {
+    File(safetensors::SafeTensors<'a>),
+    Tensors(&'a HashMap<String, Tensor>),
+}
+
+impl Source<'_> {
+    fn names(&self) -> Vec<String> {
+        match self {
+            Source::File(st) => st.names().into_iter().map(str::to_string).collect(),
+            Source::Tensors(m) => m.keys().cloned().collect(),
+        }
+    }
+
+    fn shape(&self, key: &str) -> Option<Vec<usize>> {
+        match self {
+            Source::File(st) => st.tensor(key).ok().map(|v| v.shape().to_vec()),
+            Source::Tensors(m) => m.get(key).map(|t| t.dims().to_vec()),
+        }
+    }
+
+    /// Copy tensor `key` into `var` (same shape, checked by the caller).
+    fn fill(&self, key: &str, var: &Var, origin: &Path) -> Result<()> {
+        match self {
+            Source::File(st) => {
+                let view = st.tensor(key).map_err(|e| Error::file(origin, format!("tensor {key}: {e}")))?;
+                let width = match view.dtype() {
+                    safetensors::Dtype::F32 => 4,
+                    safetensors::Dtype::F16 | safetensors::Dtype::BF16 => 2,
+                    other => return Err(Error::file(origin, format!("tensor {key} has dtype {other:?}; f32, f16 or bf16 expected"))),
+                };
+                if view.data().len() != var.elem_count() * width {
+                    return Err(Error::file(origin, format!("tensor {key} holds {} bytes for {} values", view.data().len(), var.elem_count())));
+                }
+                var.as_tensor().inplace_op1(&Fill { bytes: view.data(), dtype: view.dtype() })?;
+            }
+            Source::Tensors(m) => var.set(&m[key].to_dtype(DType::F32)?)?,
+        }
+        Ok(())
+    }
+}
+
+/// Decode little-endian f32 / f16 / bf16 bytes straight into a parameter's
+/// storage: one pass, where reading the file into memory, making a tensor
+/// of it and copying that into the parameter were three.
+struct Fill<'a> {
+    bytes: &'a [u8],
+    dtype: safetensors::Dtype,
+}
+
+impl candle_core::InplaceOp1 for Fill<'_> {
+    fn name(&self) -> &'static str {
+        "fill-from-safetensors"
+    }
+
+    fn cpu_fwd(&self, storage: &mut candle_core::CpuStorage, layout: &candle_core::Layout) -> candle_core::Result<()> {
+        use rayon::prelude::*;
+        let (candle_core::CpuStorage::F32(v), Some((a, b))) = (storage, layout.contiguous_offsets()) else {
+            candle_core::bail!("fill: a contiguous f32 parameter expected")
+        };
+        const CHUNK: usize = 1 << 16;
+        let out = &mut v[a..b];
+        match self.dtype {
+            safetensors::Dtype::F32 => out.par_chunks_mut(CHUNK).zip(self.bytes.par_chunks(4 * CHUNK)).for_each(|(o, b)| {
+                o.iter_mut().zip(b.chunks_exact(4)).for_each(|(o, b)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            }),
+            safetensors::Dtype::F16 => out.par_chunks_mut(CHUNK).zip(self.bytes.par_chunks(2 * CHUNK)).for_each(|(o, b)| {
+                o.iter_mut().zip(b.chunks_exact(2)).for_each(|(o, b)| *o = half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            }),
+            _ => out.par_chunks_mut(CHUNK).zip(self.bytes.par_chunks(2 * CHUNK)).for_each(|(o, b)| {
+                o.iter_mut().zip(b.chunks_exact(2)).for_each(|(o, b)| *o = half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            }),
+        }
+        Ok(())
+    }
+}
+
+/// A file mapped read-only into memory.
+pub(crate) fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: the mapping is only read. Like every memory-mapped model
+    // loader (candle's included), it assumes no one truncates the file while
+    // it is open.
+    unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|e| Error::io(path, e))
+}
+
 impl BertClassifier {
     /// Copy tensors from `path` (a safetensors file) into the model.
     pub fn load_weights(&mut self, path: &Path) -> Result<LoadReport> {
-        let tensors = candle_core::safetensors::load(path, self.device()).map_err(|e| Error::file(path, format!("cannot read safetensors: {e}")))?;
-        self.load_tensors(&tensors, path)
+        let map = map_file(path)?;
+        let st = safetensors::SafeTensors::deserialize(&map).map_err(|e| Error::file(path, format!("cannot read safetensors: {e}")))?;
+        self.load_from(&Source::File(st), path)
     }
 
     /// Copy tensors from a name -> tensor map; `origin` names it in errors.
     pub fn load_tensors(&mut self, tensors: &HashMap<String, Tensor>, origin: &Path) -> Result<LoadReport> {
+        self.load_from(&Source::Tensors(tensors), origin)
+    }
+
+    fn load_from(&mut self, source: &Source, origin: &Path) -> Result<LoadReport> {
         let mut report = LoadReport::default();
         let mut used = std::collections::HashSet::new();
         let names: Vec<String> = self.params.names().to_vec();
         for name in names {
-            let Some((key, t)) = candidates(&name).into_iter().find_map(|k| tensors.get(&k).map(|t| (k, t))) else {
+            let Some((key, shape)) = candidates(&name).into_iter().find_map(|k| source.shape(&k).map(|s| (k, s))) else {
                 report.fresh.push(name);
                 continue;
             };
             let var = self.params.get(&name).expect("name from the store");
-            if t.dims() != var.dims() {
-                return Err(Error::file(origin, format!("tensor {key} has shape {:?}, the model expects {:?} for {name}", t.dims(), var.dims())));
+            if shape != var.dims() {
+                return Err(Error::file(origin, format!("tensor {key} has shape {shape:?}, the model expects {:?} for {name}", var.dims())));
             }
-            var.set(&t.to_dtype(DType::F32)?)?;
+            source.fill(&key, var, origin)?;
             self.params.mark_loaded(&name);
             used.insert(key);
             report.loaded.push(name);
         }
-        report.unused = tensors.keys().filter(|k| !used.contains(*k) && !k.ends_with("position_ids")).cloned().collect();
+        report.unused = source.names().into_iter().filter(|k| !used.contains(k) && !k.ends_with("position_ids")).collect();
         report.unused.sort();
         Ok(report)
     }

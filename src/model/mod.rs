@@ -17,4 +17,5 @@ pub use dropout::Dropout;
 pub use layer_norm::LayerNorm;
 pub use linear::{Linear, Lora};
 pub use load::LoadReport;
+pub(crate) use load::map_file;
 pub use params::{Init, ParamStore};

@@ -32,12 +32,11 @@ pub struct ParamStore {
     trainable: HashMap<String, bool>,
     rng: Rng,
     device: Device,
-    /// While set, random initialisations are not drawn at creation: the
-    /// generator's state is kept in `pending` and the stream skipped past, so
-    /// tensors that are then loaded cost nothing (drawing a normal sample
-    /// takes a logarithm and a cosine: 22 M of them were half of a cold
-    /// `stance predict`), and those drawn later get the values they would
-    /// have had.
+    /// While set, random initialisations are not drawn at creation but
+    /// kept in `pending` with the parameter's own generator, so tensors that
+    /// are then loaded cost nothing (drawing a normal sample takes a
+    /// logarithm and a cosine: 22 M of them were half of a cold `stance
+    /// predict`), and those drawn later get the values they would have had.
     defer: bool,
     pending: HashMap<String, (Rng, Init)>,
 }
@@ -55,15 +54,13 @@ impl ParamStore {
     pub fn add(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
         assert!(!self.vars.contains_key(name), "parameter {name} created twice");
         let n: usize = shape.iter().product();
+        // Each parameter draws from its own stream, forked in creation order.
+        let mut rng = self.rng.fork();
         let data = if self.defer && matches!(init, Init::Normal(_) | Init::Uniform(_)) {
-            self.pending.insert(name.to_string(), (self.rng.clone(), init));
-            let draws = if matches!(init, Init::Normal(_)) { 2 * n } else { n };
-            for _ in 0..draws {
-                self.rng.next_u64();
-            }
+            self.pending.insert(name.to_string(), (rng, init));
             vec![0.0; n]
         } else {
-            draw(&mut self.rng, init, n)
+            draw(&mut rng, init, n)
         };
         let var = Var::from_tensor(&Tensor::from_vec(data, shape, &self.device)?)?;
         let t = var.as_tensor().clone();

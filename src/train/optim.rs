@@ -40,6 +40,9 @@ pub(crate) fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R>
     }
 }
 
+/// Values per parallel task of the update and the norm.
+const CHUNK: usize = 1 << 16;
+
 /// One AdamW update of a parameter, run by candle on the parameter's own
 /// storage (`dst`) with the gradient as source.
 struct Update<'a> {
@@ -69,14 +72,19 @@ impl InplaceOp2 for Update<'_> {
         if theta.len() != grad.len() || m.len() != grad.len() {
             candle_core::bail!("adamw: gradient of {} values for a parameter of {}", grad.len(), theta.len());
         }
+        use rayon::prelude::*;
         let keep = 1.0 - self.lr * self.decay;
-        for (((w, &g), m), v) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let g = g * self.grad_scale;
-            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
-            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
-            let update = (*m / self.bc1) / ((*v / self.bc2).sqrt() + self.eps);
-            *w = *w * keep - self.lr * update;
-        }
+        // In chunks across threads: the word embeddings alone are half of
+        // the model, so splitting by parameter leaves one thread with most of it.
+        theta.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).for_each(|(((theta, grad), m), v)| {
+            for (((w, &g), m), v) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = g * self.grad_scale;
+                *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+                *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+                let update = (*m / self.bc1) / ((*v / self.bc2).sqrt() + self.eps);
+                *w = *w * keep - self.lr * update;
+            }
+        });
         Ok(())
     }
 }
@@ -133,7 +141,12 @@ pub fn grad_norm(grads: &GradStore, vars: &[(String, Var)]) -> Result<f64> {
     for (_, v) in vars {
         if let Some(g) = grads.get(v.as_tensor()) {
             let g = g.contiguous()?;
-            sq += with_data(&g, |d| d.chunks(4096).map(|c| c.iter().map(|x| x * x).sum::<f32>() as f64).sum::<f64>())?;
+            sq += with_data(&g, |d| {
+                use rayon::prelude::*;
+                // Partial sums in a fixed order, so the norm is the same bits on every run.
+                let parts: Vec<f64> = d.par_chunks(CHUNK).map(|c| c.chunks(4096).map(|c| c.iter().map(|x| x * x).sum::<f32>() as f64).sum::<f64>()).collect();
+                parts.iter().sum::<f64>()
+            })?;
         }
     }
     Ok(sq.sqrt())

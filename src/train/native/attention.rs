@@ -9,7 +9,9 @@
 
 use super::dropout::Mask;
 use crate::engine::attention::Packing;
-use crate::engine::simd::{dot, simd_fn, softmax_rows};
+use crate::engine::attention::mask_padding;
+use crate::engine::head_matmul::{padded, scores, transpose_padded, weighted_sum};
+use crate::engine::simd::{dot, softmax_rows};
 use rayon::prelude::*;
 
 /// Shapes shared by forward and backward.
@@ -40,94 +42,68 @@ fn per_sentence<'a>(buf: &'a mut [f32], packing: &Packing, width: usize) -> Vec<
     parts
 }
 
-/// One head's slice of rows `r0..r0+len` of `x`, gathered `[len, d]`, and transposed `[d, len]`.
-fn gather(x: &[f32], r0: usize, len: usize, hidden: usize, off: usize, d: usize, out: &mut [f32], out_t: Option<&mut [f32]>) {
+/// One head's slice of rows `r0..r0+len` of `x`, gathered `[len, d]`.
+fn gather(x: &[f32], r0: usize, len: usize, hidden: usize, off: usize, d: usize, out: &mut [f32]) {
     for i in 0..len {
         out[i * d..(i + 1) * d].copy_from_slice(&x[(r0 + i) * hidden + off..(r0 + i) * hidden + off + d]);
     }
-    if let Some(t) = out_t {
-        for i in 0..len {
-            for c in 0..d {
-                t[c * len + i] = out[i * d + c];
-            }
+}
+
+/// Write a head's `[len, d]` block into columns `off..off+d` of `out`'s rows.
+fn scatter(g: &[f32], out: &mut [f32], len: usize, hidden: usize, off: usize, d: usize) {
+    for i in 0..len {
+        out[i * hidden + off..i * hidden + off + d].copy_from_slice(&g[i * d..(i + 1) * d]);
+    }
+}
+
+/// `dst[j][i] = src[i][j]` for `i, j < len`, rows `cols` apart.
+fn transpose(src: &[f32], dst: &mut [f32], len: usize, cols: usize) {
+    for i in 0..len {
+        for j in 0..len {
+            dst[j * cols + i] = src[i * cols + j];
         }
     }
 }
 
-simd_fn! {
-    /// `p[len, len] = softmax(q k^T * scale)` with `k_t` `[d, len]`.
-    fn probabilities(q: &[f32], k_t: &[f32], p: &mut [f32], len: usize, d: usize, scale: f32) {
-        for i in 0..len {
-            let row = &mut p[i * len..(i + 1) * len];
-            row.iter_mut().for_each(|v| *v = 0.0);
-            for c in 0..d {
-                let qc = q[i * d + c] * scale;
-                row.iter_mut().zip(&k_t[c * len..(c + 1) * len]).for_each(|(s, k)| *s += qc * k);
-            }
-        }
-        softmax_rows(p, len);
-    }
-}
-
-simd_fn! {
-    /// `out[len, d] = a[len, len] b[len, d]` (`+=` when `acc`), scaled.
-    fn mat_mul(a: &[f32], b: &[f32], out: &mut [f32], len: usize, d: usize, scale: f32) {
-        for i in 0..len {
-            let o = &mut out[i * d..(i + 1) * d];
-            for j in 0..len {
-                let w = a[i * len + j] * scale;
-                o.iter_mut().zip(&b[j * d..(j + 1) * d]).for_each(|(o, b)| *o += w * b);
-            }
-        }
-    }
-}
-
-simd_fn! {
-    /// `out[len, d] = a[len, len]^T b[len, d]`, scaled, added into `out`.
-    fn mat_mul_t(a: &[f32], b: &[f32], out: &mut [f32], len: usize, d: usize, scale: f32) {
-        for i in 0..len {
-            let bi = &b[i * d..(i + 1) * d];
-            for j in 0..len {
-                let w = a[i * len + j] * scale;
-                out[j * d..(j + 1) * d].iter_mut().zip(bi).for_each(|(o, b)| *o += w * b);
-            }
-        }
-    }
-}
-
-/// Buffers for one sentence and head.
+/// Buffers for one sentence and head; score-shaped ones are `[len, cols]`
+/// with `cols` padded to the kernels' block width.
 struct Scratch {
+    len: usize,
+    cols: usize,
+    d: usize,
     q: Vec<f32>,
     k: Vec<f32>,
-    k_t: Vec<f32>,
     v: Vec<f32>,
-    v_t: Vec<f32>,
+    t: Vec<f32>,
     p: Vec<f32>,
     dropped: Vec<f32>,
-    o: Vec<f32>,
 }
 
 impl Scratch {
     fn new(len: usize, d: usize) -> Self {
+        let cols = padded(len);
         let z = |n| vec![0f32; n];
-        Scratch { q: z(len * d), k: z(len * d), k_t: z(len * d), v: z(len * d), v_t: z(len * d), p: z(len * len), dropped: z(len * len), o: z(len * d) }
+        Scratch { len, cols, d, q: z(len * d), k: z(len * d), v: z(len * d), t: z(d * cols), p: z(len * cols), dropped: z(len * cols) }
     }
 
     /// Gather head `h` of a sentence and compute its probabilities and the
     /// dropped-out probabilities.
     #[allow(clippy::too_many_arguments)]
-    fn load(&mut self, q: &[f32], k: &[f32], v: &[f32], r0: usize, len: usize, h: usize, dims: Dims, mask: &Mask, need_v_t: bool) {
-        let d = dims.hidden / dims.heads;
+    fn load(&mut self, q: &[f32], k: &[f32], v: &[f32], r0: usize, h: usize, dims: Dims, mask: &Mask) {
+        let (len, cols, d) = (self.len, self.cols, self.d);
         let off = h * d;
-        gather(q, r0, len, dims.hidden, off, d, &mut self.q, None);
-        gather(k, r0, len, dims.hidden, off, d, &mut self.k, Some(&mut self.k_t));
-        gather(v, r0, len, dims.hidden, off, d, &mut self.v, need_v_t.then_some(&mut self.v_t[..]));
-        probabilities(&self.q, &self.k_t, &mut self.p, len, d, 1.0 / (d as f32).sqrt());
+        gather(q, r0, len, dims.hidden, off, d, &mut self.q);
+        gather(k, r0, len, dims.hidden, off, d, &mut self.k);
+        gather(v, r0, len, dims.hidden, off, d, &mut self.v);
+        transpose_padded(&self.k, len, d, cols, &mut self.t);
+        scores(&self.q, &self.t, &mut self.p, len, cols, d, 1.0 / (d as f32).sqrt());
+        mask_padding(&mut self.p, len, cols);
+        softmax_rows(&mut self.p, cols);
         self.dropped.copy_from_slice(&self.p);
         if mask.is_active() {
             for i in 0..len {
                 for j in 0..len {
-                    self.dropped[i * len + j] *= mask.factor(mask_index(h, dims.rows, r0 + i, j));
+                    self.dropped[i * cols + j] *= mask.factor(mask_index(h, dims.rows, r0 + i, j));
                 }
             }
         }
@@ -140,13 +116,11 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], ctx: &mut [f32], packing: &Packi
     per_sentence(ctx, packing, dims.hidden).into_par_iter().for_each(|(r0, out)| {
         let len = out.len() / dims.hidden;
         let mut s = Scratch::new(len, d);
+        let mut o = vec![0f32; len * d];
         for h in 0..dims.heads {
-            s.load(q, k, v, r0, len, h, dims, mask, false);
-            s.o.iter_mut().for_each(|x| *x = 0.0);
-            mat_mul(&s.dropped, &s.v, &mut s.o, len, d, 1.0);
-            for i in 0..len {
-                out[i * dims.hidden + h * d..i * dims.hidden + (h + 1) * d].copy_from_slice(&s.o[i * d..(i + 1) * d]);
-            }
+            s.load(q, k, v, r0, h, dims, mask);
+            weighted_sum(&s.dropped, &s.v, &mut o, len, len, s.cols, d, 1.0);
+            scatter(&o, out, len, dims.hidden, h * d, d);
         }
     });
 }
@@ -162,48 +136,39 @@ pub fn backward(q: &[f32], k: &[f32], v: &[f32], dctx: &[f32], dq: &mut [f32], d
     parts.collect::<Vec<_>>().into_par_iter().for_each(|(((r0, dq), (_, dk)), (_, dv))| {
         let len = dq.len() / hd;
         let mut s = Scratch::new(len, d);
-        let (mut d_o, mut dp, mut g) = (vec![0f32; len * d], vec![0f32; len * len], vec![0f32; len * d]);
+        let cols = s.cols;
+        let (mut d_o, mut dp, mut tr, mut g) = (vec![0f32; len * d], vec![0f32; len * cols], vec![0f32; len * cols], vec![0f32; len * d]);
         for h in 0..dims.heads {
             let off = h * d;
-            s.load(q, k, v, r0, len, h, dims, mask, true);
-            gather(dctx, r0, len, hd, off, d, &mut d_o, None);
+            s.load(q, k, v, r0, h, dims, mask);
+            gather(dctx, r0, len, hd, off, d, &mut d_o);
             // dV = D^T dO
-            g.iter_mut().for_each(|x| *x = 0.0);
-            mat_mul_t(&s.dropped, &d_o, &mut g, len, d, 1.0);
+            transpose(&s.dropped, &mut tr, len, cols);
+            weighted_sum(&tr, &d_o, &mut g, len, len, cols, d, 1.0);
             scatter(&g, dv, len, hd, off, d);
-            // dD = dO V^T, then through the mask and the softmax.
+            // dD = dO V^T, then through the mask and the softmax (zero on
+            // the padding, where P is 0).
+            transpose_padded(&s.v, len, d, cols, &mut s.t);
+            scores(&d_o, &s.t, &mut dp, len, cols, d, 1.0);
             for i in 0..len {
-                let row = &mut dp[i * len..(i + 1) * len];
-                row.iter_mut().for_each(|x| *x = 0.0);
-                for c in 0..d {
-                    let a = d_o[i * d + c];
-                    row.iter_mut().zip(&s.v_t[c * len..(c + 1) * len]).for_each(|(r, v)| *r += a * v);
-                }
+                let row = &mut dp[i * cols..(i + 1) * cols];
                 if mask.is_active() {
-                    for (j, r) in row.iter_mut().enumerate() {
+                    for (j, r) in row[..len].iter_mut().enumerate() {
                         *r *= mask.factor(mask_index(h, dims.rows, r0 + i, j));
                     }
                 }
-                let p = &s.p[i * len..(i + 1) * len];
+                let p = &s.p[i * cols..(i + 1) * cols];
                 let sum = dot(row, p);
                 row.iter_mut().zip(p).for_each(|(r, p)| *r = p * (*r - sum));
             }
             // dQ = dS K scale, dK = dS^T Q scale
-            g.iter_mut().for_each(|x| *x = 0.0);
-            mat_mul(&dp, &s.k, &mut g, len, d, scale);
+            weighted_sum(&dp, &s.k, &mut g, len, len, cols, d, scale);
             scatter(&g, dq, len, hd, off, d);
-            g.iter_mut().for_each(|x| *x = 0.0);
-            mat_mul_t(&dp, &s.q, &mut g, len, d, scale);
+            transpose(&dp, &mut tr, len, cols);
+            weighted_sum(&tr, &s.q, &mut g, len, len, cols, d, scale);
             scatter(&g, dk, len, hd, off, d);
         }
     });
-}
-
-/// Write a head's `[len, d]` block into columns `off..off+d` of `out`'s rows.
-fn scatter(g: &[f32], out: &mut [f32], len: usize, hidden: usize, off: usize, d: usize) {
-    for i in 0..len {
-        out[i * hidden + off..i * hidden + off + d].copy_from_slice(&g[i * d..(i + 1) * d]);
-    }
 }
 
 #[cfg(test)]

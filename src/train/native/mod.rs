@@ -33,9 +33,10 @@ use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// Whether the native step can train this model (the trainer falls back to
-/// the candle graph otherwise): exact GELU or ReLU, on the CPU.
+/// the candle graph otherwise): exact GELU or ReLU, on the CPU, and
+/// `STANCE_NO_NATIVE_TRAINING` unset (set it to train through the graph).
 pub fn supports(model: &BertClassifier) -> bool {
-    matches!(Activation::from_hf(&model.config.hidden_act), Activation::GeluErf | Activation::Relu) && model.device().is_cpu()
+    std::env::var_os("STANCE_NO_NATIVE_TRAINING").is_none() && matches!(Activation::from_hf(&model.config.hidden_act), Activation::GeluErf | Activation::Relu) && model.device().is_cpu()
 }
 
 /// What one step computed.
