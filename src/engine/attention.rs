@@ -31,21 +31,26 @@ impl Packing {
     pub fn sentences(&self) -> usize {
         self.starts.len() - 1
     }
+
+    /// Cut `buf` (rows of `width`) into one mutable slice per sentence,
+    /// each with its first row, so sentences can be worked on in parallel.
+    pub fn split_rows<'a>(&self, buf: &'a mut [f32], width: usize) -> Vec<(usize, &'a mut [f32])> {
+        let mut parts = Vec::with_capacity(self.sentences());
+        let mut rest = buf;
+        for s in 0..self.sentences() {
+            let len = self.starts[s + 1] - self.starts[s];
+            let (mine, tail) = rest.split_at_mut(len * width);
+            parts.push((self.starts[s], mine));
+            rest = tail;
+        }
+        parts
+    }
 }
 
 /// `ctx[T, hidden] = softmax(Q K^T / sqrt(d)) V` per sentence and head, where
 /// `qkv[T, 3 * hidden]` holds each token's query, key and value side by side.
 pub fn attention(qkv: &[f32], ctx: &mut [f32], packing: &Packing, hidden: usize, heads: usize) {
-    // Split ctx into one mutable slice per sentence, then run sentences in parallel.
-    let mut parts: Vec<(usize, &mut [f32])> = Vec::with_capacity(packing.sentences());
-    let mut rest = ctx;
-    for s in 0..packing.sentences() {
-        let len = packing.starts[s + 1] - packing.starts[s];
-        let (mine, tail) = rest.split_at_mut(len * hidden);
-        parts.push((packing.starts[s], mine));
-        rest = tail;
-    }
-    parts.into_par_iter().for_each(|(start, out)| {
+    packing.split_rows(ctx, hidden).into_par_iter().for_each(|(start, out)| {
         let len = out.len() / hidden;
         let rows = &qkv[start * 3 * hidden..(start + len) * 3 * hidden];
         attend(rows, out, len, hidden, heads);

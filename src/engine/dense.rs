@@ -84,35 +84,60 @@ impl Dense {
 
 /// `out = x W^T (+ bias)` through the `gemm` crate, on rayon's pool.
 pub fn gemm_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, n: usize, k: usize, out: &mut [f32]) {
-    assert!(x.len() >= m * k && w.len() >= n * k && out.len() >= m * n, "gemm_f32: buffer too small");
+    assert!(out.len() >= m * n, "gemm_f32: buffer too small");
     if let Some(b) = bias {
-        for row in out.chunks_exact_mut(n) {
+        for row in out[..m * n].chunks_exact_mut(n) {
             row.copy_from_slice(b);
         }
     }
+    // W row-major [n, k] read as W^T [k, n]: row stride 1, column stride k.
+    gemm_strided(out, bias.is_some(), 1.0, View { data: x, row_stride: k, col_stride: 1 }, View { data: w, row_stride: 1, col_stride: k }, m, n, k);
+}
+
+/// A row-major or transposed view of a matrix for [`gemm_strided`]: element
+/// `(r, c)` is at `ptr[r * row_stride + c * col_stride]`.
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+/// `dst[m, n] (+)= scale a[m, k] b[k, n]`, `dst` row-major.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_strided(dst: &mut [f32], accumulate: bool, scale: f32, a: View, b: View, m: usize, n: usize, k: usize) {
+    assert!(dst.len() >= m * n, "gemm: destination too small");
+    let last = |v: &View, r: usize, c: usize| if r == 0 || c == 0 { 0 } else { (r - 1) * v.row_stride + (c - 1) * v.col_stride + 1 };
+    assert!(a.data.len() >= last(&a, m, k) && b.data.len() >= last(&b, k, n), "gemm: operand too small");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
     let threads = rayon::current_num_threads();
-    // Below a few hundred thousand multiply-adds, threads cost more than they save.
     let par = if threads > 1 && m * n * k > 1 << 18 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: the pointers address m*k, n*k and m*n elements (checked
-    // above) with the strides given: out and x row-major, W row-major [n, k]
-    // read as W^T [k, n] (column stride k, row stride 1).
+    // SAFETY: every element the strides address lies inside its slice
+    // (checked above); dst is row-major [m, n] and borrowed mutably.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            dst.as_mut_ptr(),
             1,
             n as isize,
-            bias.is_some(),
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
             1.0f32,
-            1.0f32,
+            scale,
             false,
             false,
             false,

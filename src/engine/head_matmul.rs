@@ -80,6 +80,21 @@ fn sum_rows<const R: usize, const B: usize>(p: &[f32], v: &[f32], o: &mut [f32],
     }
 }
 
+/// Columns `col..col + B * LANES` of every row, four rows at a time.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn column_block<const B: usize>(p: &[f32], v: &[f32], o: &mut [f32], rows: usize, len: usize, stride: usize, d: usize, col: usize, scale: f32) {
+    let mut i = 0;
+    while i + 4 <= rows {
+        sum_rows::<4, B>(p, v, o, i, len, stride, d, col, scale);
+        i += 4;
+    }
+    while i < rows {
+        sum_rows::<1, B>(p, v, o, i, len, stride, d, col, scale);
+        i += 1;
+    }
+}
+
 simd_fn! {
     /// `o[rows, d] = scale * p[rows, len] v[len, d]`, rows of `p` `stride`
     /// apart.
@@ -88,27 +103,11 @@ simd_fn! {
         assert!(stride >= len && (rows == 0 || p.len() >= (rows - 1) * stride + len) && v.len() >= len * d && o.len() >= rows * d, "weighted_sum: shapes");
         let mut col = 0;
         while col + 2 * LANES <= d {
-            let mut i = 0;
-            while i + 4 <= rows {
-                sum_rows::<4, 2>(p, v, o, i, len, stride, d, col, scale);
-                i += 4;
-            }
-            while i < rows {
-                sum_rows::<1, 2>(p, v, o, i, len, stride, d, col, scale);
-                i += 1;
-            }
+            column_block::<2>(p, v, o, rows, len, stride, d, col, scale);
             col += 2 * LANES;
         }
         if col + LANES <= d {
-            let mut i = 0;
-            while i + 4 <= rows {
-                sum_rows::<4, 1>(p, v, o, i, len, stride, d, col, scale);
-                i += 4;
-            }
-            while i < rows {
-                sum_rows::<1, 1>(p, v, o, i, len, stride, d, col, scale);
-                i += 1;
-            }
+            column_block::<1>(p, v, o, rows, len, stride, d, col, scale);
             col += LANES;
         }
         // Columns past the last full block (head dimensions that are not a multiple of 16).

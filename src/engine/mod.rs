@@ -22,7 +22,7 @@ pub mod simd;
 mod tiles;
 
 pub use attention::Packing;
-pub use dense::{gemm_f32, Dense, Precision};
+pub use dense::{gemm_f32, gemm_strided, Dense, Precision, View};
 
 use crate::batch::Encoded;
 use crate::model::BertClassifier;

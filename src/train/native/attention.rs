@@ -29,19 +29,6 @@ fn mask_index(h: usize, rows: usize, r: usize, j: usize) -> u64 {
     (((h * rows + r) as u64) << 20) | j as u64
 }
 
-/// Cut `buf` (rows of `width`) into one slice per sentence.
-fn per_sentence<'a>(buf: &'a mut [f32], packing: &Packing, width: usize) -> Vec<(usize, &'a mut [f32])> {
-    let mut parts = Vec::with_capacity(packing.sentences());
-    let mut rest = buf;
-    for s in 0..packing.sentences() {
-        let len = packing.starts[s + 1] - packing.starts[s];
-        let (mine, tail) = rest.split_at_mut(len * width);
-        parts.push((packing.starts[s], mine));
-        rest = tail;
-    }
-    parts
-}
-
 /// One head's slice of rows `r0..r0+len` of `x`, gathered `[len, d]`.
 fn gather(x: &[f32], r0: usize, len: usize, hidden: usize, off: usize, d: usize, out: &mut [f32]) {
     for i in 0..len {
@@ -113,7 +100,7 @@ impl Scratch {
 /// `ctx[rows, hidden]` from packed `q`, `k`, `v` (each `[rows, hidden]`).
 pub fn forward(q: &[f32], k: &[f32], v: &[f32], ctx: &mut [f32], packing: &Packing, dims: Dims, mask: &Mask) {
     let d = dims.hidden / dims.heads;
-    per_sentence(ctx, packing, dims.hidden).into_par_iter().for_each(|(r0, out)| {
+    packing.split_rows(ctx, dims.hidden).into_par_iter().for_each(|(r0, out)| {
         let len = out.len() / dims.hidden;
         let mut s = Scratch::new(len, d);
         let mut o = vec![0f32; len * d];
@@ -132,7 +119,7 @@ pub fn backward(q: &[f32], k: &[f32], v: &[f32], dctx: &[f32], dq: &mut [f32], d
     let d = dims.hidden / dims.heads;
     let hd = dims.hidden;
     let scale = 1.0 / (d as f32).sqrt();
-    let parts = per_sentence(dq, packing, hd).into_iter().zip(per_sentence(dk, packing, hd)).zip(per_sentence(dv, packing, hd));
+    let parts = packing.split_rows(dq, hd).into_iter().zip(packing.split_rows(dk, hd)).zip(packing.split_rows(dv, hd));
     parts.collect::<Vec<_>>().into_par_iter().for_each(|(((r0, dq), (_, dk)), (_, dv))| {
         let len = dq.len() / hd;
         let mut s = Scratch::new(len, d);

@@ -4,59 +4,8 @@
 //! `x` and `y` are row-major `[rows, in]` and `[rows, out]`; `W` is Hugging
 //! Face's `[out, in]`.
 
+use crate::engine::{gemm_strided as product, View};
 use rayon::prelude::*;
-
-/// A row-major or transposed view of a matrix for [`product`]: element
-/// `(r, c)` is at `ptr[r * row_stride + c * col_stride]`.
-struct View<'a> {
-    data: &'a [f32],
-    row_stride: usize,
-    col_stride: usize,
-}
-
-/// `dst[m, n] (+)= scale a[m, k] b[k, n]`, `dst` row-major.
-#[allow(clippy::too_many_arguments)]
-fn product(dst: &mut [f32], accumulate: bool, scale: f32, a: View, b: View, m: usize, n: usize, k: usize) {
-    assert!(dst.len() >= m * n, "gemm: destination too small");
-    let last = |v: &View, r: usize, c: usize| if r == 0 || c == 0 { 0 } else { (r - 1) * v.row_stride + (c - 1) * v.col_stride + 1 };
-    assert!(a.data.len() >= last(&a, m, k) && b.data.len() >= last(&b, k, n), "gemm: operand too small");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(0.0);
-        }
-        return;
-    }
-    let threads = rayon::current_num_threads();
-    let par = if threads > 1 && m * n * k > 1 << 18 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: every element the strides address lies inside its slice
-    // (checked above); dst is row-major [m, n] and borrowed mutably.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            1.0f32,
-            scale,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
-}
 
 /// `y[rows, out] = x W^T + b` (no bias when `b` is `None`).
 pub fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], rows: usize, out: usize, inp: usize) {
