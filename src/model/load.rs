@@ -172,3 +172,54 @@ impl BertClassifier {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BertConfig;
+    use candle_core::Device;
+
+    fn model(seed: u64) -> BertClassifier {
+        BertClassifier::new(&BertConfig::tiny(50), 3, seed, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn reads_f32_f16_and_bf16_files_straight_into_the_parameters() {
+        let t = tempfile::tempdir().unwrap();
+        let src = model(1);
+        let tensors = src.params.snapshot().unwrap();
+        for (dtype, tol) in [(DType::F32, 0.0), (DType::F16, 1e-3), (DType::BF16, 1e-2)] {
+            let path = t.path().join(format!("{dtype:?}.safetensors"));
+            let cast: HashMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.to_dtype(dtype).unwrap())).collect();
+            candle_core::safetensors::save(&cast, &path).unwrap();
+            let mut dst = model(2);
+            let report = dst.load_weights(&path).unwrap();
+            assert!(report.fresh.is_empty() && report.unused.is_empty(), "{report:?}");
+            for (name, var) in dst.params.iter() {
+                let want = &tensors[name];
+                let diff = (var.as_tensor() - want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+                let scale = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1e-6);
+                assert!(diff <= tol * scale, "{dtype:?} {name}: {diff}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_files_and_integer_tensors_are_errors_naming_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let good = t.path().join("good.safetensors");
+        candle_core::safetensors::save(&model(1).params.snapshot().unwrap(), &good).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let cut = t.path().join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let err = model(2).load_weights(&cut).err().unwrap().to_string();
+        assert!(err.contains("cut.safetensors") && err.contains("safetensors"), "{err}");
+        let ints = t.path().join("ints.safetensors");
+        let m = model(1);
+        let var = m.params.get("classifier.bias").unwrap();
+        let t64 = HashMap::from([("classifier.bias".to_string(), Tensor::zeros(var.shape(), DType::I64, &Device::Cpu).unwrap())]);
+        candle_core::safetensors::save(&t64, &ints).unwrap();
+        let err = model(2).load_weights(&ints).err().unwrap().to_string();
+        assert!(err.contains("ints.safetensors") && err.contains("dtype"), "{err}");
+    }
+}
