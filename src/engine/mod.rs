@@ -9,8 +9,9 @@
 //! - bias + GELU and residual + layer norm are single passes ([`simd`]);
 //! - matrix products in f32, or in bf16 with f32 sums ([`dense`], [`bf16`]).
 //!
-//! The candle model stays the reference (training uses it, and the tests
-//! check that the two agree).
+//! The candle model stays the reference: the tests check that the two
+//! agree (training has its own hand-written pass, `crate::train::native`,
+//! checked against the same candle model).
 
 pub(crate) mod attention;
 pub mod bf16;

@@ -2,7 +2,10 @@
 //! `modeling_bert.py` (BertEmbeddings, BertSelfAttention, BertSelfOutput,
 //! BertIntermediate, BertOutput, BertPooler, BertForSequenceClassification).
 //! `forward_t(.., train)` uses differentiable ops and real dropout when
-//! training, and candle's fused no-backward kernels at inference.
+//! training, and candle's fused no-backward kernels at inference. This graph
+//! is the reference the inference engine and the native training step are
+//! tested against, and the training path for models the native step does
+//! not cover.
 
 use super::{BertConfig, Dropout, Init, LayerNorm, ParamStore};
 use super::linear::Linear;
