@@ -108,7 +108,7 @@ fn every_trainable_tensor_gets_a_gradient_with_dropout_on() {
     let out = native::step(&model, &b.packed, WEIGHTS).unwrap();
     let mut missing = Vec::new();
     for (name, var) in model.params.iter() {
-        let norm = out.grads.get(var.as_tensor()).map(|g| max_abs(g)).unwrap_or(0.0);
+        let norm = out.grads.get(var.as_tensor()).map(max_abs).unwrap_or(0.0);
         if norm <= 0.0 {
             missing.push(name.to_string());
         }

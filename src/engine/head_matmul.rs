@@ -57,6 +57,7 @@ simd_fn! {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn sum_rows<const R: usize, const B: usize>(p: &[f32], v: &[f32], o: &mut [f32], i0: usize, len: usize, stride: usize, d: usize, col0: usize, scale: f32) {
     let mut acc = [[[0f32; LANES]; B]; R];
