@@ -81,6 +81,19 @@ fn full_fine_tuning_matches_the_candle_graph() {
 }
 
 #[test]
+fn sentence_pairs_match_the_candle_graph() {
+    // Sentences with a context segment (token type 1), as `--context` trains them.
+    let (t, model, _) = setup(0.0);
+    let enc = TextEncoder::from_file(&t.path().join("tokenizer.json"), 64).unwrap();
+    let contexts: Vec<String> = ["The council met on Monday.", "", "Police said so.", "He was accused of theft."].iter().map(|s| s.to_string()).collect();
+    let e = enc.encode(TEXTS, Some(&contexts)).unwrap();
+    assert!(e.iter().any(|x| x.type_ids.contains(&1)));
+    let refs: Vec<_> = e.iter().collect();
+    let b = enc.batch(&refs, Some(LABELS), &Device::Cpu).unwrap();
+    check_against_candle(&model, &b, "pairs");
+}
+
+#[test]
 fn lora_matches_the_candle_graph() {
     let (_t, mut model, b) = setup(0.0);
     model.add_lora(&LoraConfig { r: 2, alpha: 4.0, targets: vec!["query".into(), "value".into(), "dense".into()] }).unwrap();
