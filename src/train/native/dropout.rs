@@ -49,6 +49,15 @@ impl Mask {
         }
     }
 
+    /// The factor of a kept element (1 when the mask is off).
+    pub fn factor_kept(&self) -> f32 {
+        if self.active {
+            self.scale
+        } else {
+            1.0
+        }
+    }
+
     /// `x <- x * mask`, element `j` of `x` being element `offset + j` of the mask.
     pub fn apply(&self, x: &mut [f32]) {
         if !self.active {

@@ -260,6 +260,7 @@ struct LayerSaved {
     v: Vec<f32>,
     /// `x A^T` of each adapted dense layer, in [`layer_linears`] order.
     z: Vec<Option<Vec<f32>>>,
+    probs: attention::Saved,
     ctx: Vec<f32>,
     r1: Vec<f32>,
     h1: Vec<f32>,
@@ -347,7 +348,7 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         let (v, zv) = d[2].forward(&x, rows);
         let attn_mask = mask(c.attention_probs_dropout_prob, train);
         let mut ctx = vec![0f32; rows * h];
-        attention::forward(&q, &k, &v, &mut ctx, &packing, dims, &attn_mask);
+        let probs = attention::forward(&q, &k, &v, &mut ctx, &packing, dims, &attn_mask);
         let (mut r1, za) = d[3].forward(&ctx, rows);
         let mask1 = mask(c.hidden_dropout_prob, train);
         mask1.apply(&mut r1);
@@ -364,7 +365,7 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         layer_norm(&mut out, wts.get(&format!("{n}.output.LayerNorm.weight")), wts.get(&format!("{n}.output.LayerNorm.bias")), eps);
         debug_assert_eq!(u.len(), rows * inter);
         let keep = i >= reach.lowest_layer;
-        layers.push(keep.then(|| LayerSaved { x: std::mem::take(&mut x), q, k, v, z: vec![zq, zk, zv, za, zi, zo], ctx, r1, h1, u, g, r2, attn_mask, mask1, mask2 }));
+        layers.push(keep.then(|| LayerSaved { x: std::mem::take(&mut x), q, k, v, z: vec![zq, zk, zv, za, zi, zo], probs, ctx, r1, h1, u, g, r2, attn_mask, mask1, mask2 }));
         x = out;
     }
 
@@ -460,7 +461,7 @@ fn backward(model: &BertClassifier, wts: &Weights, batch: &Packed, fwd: &Forward
         let mut dctx = vec![0f32; rows * h];
         d[3].backward(wts, &s.ctx, s.z[3].as_deref(), &da, rows, Some((&mut dctx, false)), grads);
         let (mut dq, mut dk, mut dv) = (vec![0f32; rows * h], vec![0f32; rows * h], vec![0f32; rows * h]);
-        attention::backward(&s.q, &s.k, &s.v, &dctx, &mut dq, &mut dk, &mut dv, &fwd.packing, dims, &s.attn_mask);
+        attention::backward(&s.q, &s.k, &s.v, &s.probs, &dctx, &mut dq, &mut dk, &mut dv, &fwd.packing, dims, &s.attn_mask);
         for (j, dy) in [(0, &dq), (1, &dk), (2, &dv)] {
             let dxs = need_dx.then_some((&mut dinput[..], true));
             d[j].backward(wts, &s.x, s.z[j].as_deref(), dy, rows, dxs, grads);
