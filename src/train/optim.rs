@@ -49,6 +49,11 @@ const CHUNK: usize = 1 << 16;
 struct Update<'a> {
     m: Mutex<&'a mut [f32]>,
     v: Mutex<&'a mut [f32]>,
+    h: Hyper,
+}
+
+/// The constants of one update.
+struct Hyper {
     lr: f32,
     decay: f32,
     grad_scale: f32,
@@ -74,25 +79,11 @@ impl InplaceOp2 for Update<'_> {
             candle_core::bail!("adamw: gradient of {} values for a parameter of {}", grad.len(), theta.len());
         }
         use rayon::prelude::*;
-        let keep = 1.0 - self.lr * self.decay;
         // In chunks across threads: the word embeddings alone are half of
         // the model, so splitting by parameter leaves one thread with most of it.
-        let h = Hyper { keep, lr: self.lr, grad_scale: self.grad_scale, beta1: self.beta1, beta2: self.beta2, bc1: self.bc1, bc2: self.bc2, eps: self.eps };
-        theta.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).for_each(|(((theta, grad), m), v)| update_chunk(theta, grad, m, v, &h));
+        theta.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).for_each(|(((theta, grad), m), v)| update_chunk(theta, grad, m, v, &self.h));
         Ok(())
     }
-}
-
-/// The constants of one update.
-struct Hyper {
-    keep: f32,
-    lr: f32,
-    grad_scale: f32,
-    beta1: f32,
-    beta2: f32,
-    bc1: f32,
-    bc2: f32,
-    eps: f32,
 }
 
 simd_fn! {
@@ -100,12 +91,13 @@ simd_fn! {
     /// CPU has (square roots and divisions dominate once the data is in
     /// cache; IEEE-exact in every width, so the results are the same bits).
     fn update_chunk(theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], h: &Hyper) {
+        let keep = 1.0 - h.lr * h.decay;
         for (((w, &g), m), v) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = g * h.grad_scale;
             *m = h.beta1 * *m + (1.0 - h.beta1) * g;
             *v = h.beta2 * *v + (1.0 - h.beta2) * g * g;
             let update = (*m / h.bc1) / ((*v / h.bc2).sqrt() + h.eps);
-            *w = *w * h.keep - h.lr * update;
+            *w = *w * keep - h.lr * update;
         }
     }
 }
@@ -142,14 +134,16 @@ impl AdamW {
             let op = Update {
                 m: Mutex::new(&mut s.m),
                 v: Mutex::new(&mut s.v),
-                lr: lr as f32,
-                decay: if s.decay { wd as f32 } else { 0.0 },
-                grad_scale: grad_scale as f32,
-                beta1: beta1 as f32,
-                beta2: beta2 as f32,
-                bc1: bc1 as f32,
-                bc2: bc2 as f32,
-                eps: eps as f32,
+                h: Hyper {
+                    lr: lr as f32,
+                    decay: if s.decay { wd as f32 } else { 0.0 },
+                    grad_scale: grad_scale as f32,
+                    beta1: beta1 as f32,
+                    beta2: beta2 as f32,
+                    bc1: bc1 as f32,
+                    bc2: bc2 as f32,
+                    eps: eps as f32,
+                },
             };
             s.var.as_tensor().inplace_op2(&g, &op)
         })
