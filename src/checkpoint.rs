@@ -91,6 +91,22 @@ fn one() -> f32 {
     1.0
 }
 
+impl StanceSettings {
+    /// Values a corrupt or hostile config could carry, refused by key.
+    pub fn validate(&self, config: &BertConfig) -> std::result::Result<(), String> {
+        if !(self.temperature.is_finite() && self.temperature > 0.0 && self.temperature < 1000.0) {
+            return Err(format!("stance.temperature {} must be a positive number", self.temperature));
+        }
+        if self.max_len < 4 || self.max_len > config.max_position_embeddings {
+            return Err(format!("stance.max_len {} must be in 4..={} (max_position_embeddings)", self.max_len, config.max_position_embeddings));
+        }
+        if self.context > 16 {
+            return Err(format!("stance.context {} is more than 16 sentences on each side", self.context));
+        }
+        Ok(())
+    }
+}
+
 impl Default for StanceSettings {
     fn default() -> Self {
         StanceSettings { max_len: 128, context: 0, temperature: 1.0, base: None }
@@ -139,11 +155,14 @@ pub fn tokenizer_path_or_build(dir: &Path) -> Result<tokenizers::Tokenizer> {
 /// (`config.json`, `model.safetensors`, tokenizer). The classifier head, and
 /// anything else the file lacks, stays freshly initialised (see the report).
 pub fn load_base(dir: &Path, labels: &LabelSet, max_len: usize, seed: u64, device: &Device) -> Result<Checkpoint> {
-    let config = BertConfig::from_file(&require(dir, "config.json")?)?;
+    let config_path = require(dir, "config.json")?;
+    let config = BertConfig::from_file(&config_path)?;
     let weights = weights_file(dir)?;
+    crate::model::preflight::check_against_weights(&config, &config_path, &weights)?;
     let mut model = BertClassifier::new_for_loading(&config, labels.len(), seed, device)?;
     let load_report = model.load_weights(&weights)?;
     model.params.draw_pending()?;
+    model.params.check_finite().map_err(|name| Error::model(dir, format!("weight {name} holds NaN or infinite values; the base is corrupt")))?;
     if load_report.loaded.is_empty() {
         return Err(Error::model(dir, format!("{} holds none of the encoder's tensors: not a BERT checkpoint?", weights.display())));
     }
@@ -175,6 +194,16 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::file(&config_path, format!("bad \"stance\" settings: {e}")))?,
         None => StanceSettings::default(),
     };
+    settings.validate(&config).map_err(|m| Error::file(&config_path, m))?;
+    // Sizes against the tensors on disk before anything is allocated: the
+    // base's file for a delta checkpoint, the checkpoint's own otherwise.
+    let base_dir = settings.base.as_ref().map(|b| find_base(dir, b)).transpose()?;
+    if let Some(b) = &base_dir {
+        crate::model::preflight::check_against_weights(&config, &config_path, &b.join("model.safetensors"))?;
+    }
+    if dir.join("model.safetensors").is_file() {
+        crate::model::preflight::check_against_weights(&config, &config_path, &dir.join("model.safetensors"))?;
+    }
     let mut model = BertClassifier::new_for_loading(&config, labels.len(), 0, device)?;
     // The tokenizer is parsed, and the base's hash checked, on threads of
     // their own while the weights load.
@@ -182,7 +211,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
         let tokenizer = scope.spawn(|| tokenizer_path_or_build(dir));
         let report = match &settings.base {
             Some(base) => {
-                let base_dir = find_base(dir, base)?;
+                let base_dir = base_dir.clone().expect("found above");
                 let verified = {
                     let base_dir = base_dir.clone();
                     scope.spawn(move || verify_base(dir, base, &base_dir))
@@ -200,6 +229,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
         return Err(Error::model(dir, format!("model.safetensors lacks {} (is this a base encoder rather than a fine-tuned checkpoint?)", load_report.fresh.join(", "))));
     }
     model.params.draw_pending()?;
+    model.params.check_finite().map_err(|name| Error::model(dir, format!("weight {name} holds NaN or infinite values; the checkpoint is corrupt")))?;
     let encoder = TextEncoder::new(tokenizer, settings.max_len.min(config.max_position_embeddings), &dir.join("tokenizer.json"))?;
     Ok(Checkpoint { dir: dir.into(), model, encoder, labels, settings, load_report })
 }
@@ -238,8 +268,11 @@ fn read_adapter_config(dir: &Path) -> Result<crate::model::LoraConfig> {
         serde_json::Value::String(s) => vec![s.clone()],
         _ => Vec::new(),
     };
-    let r = v["r"].as_u64().ok_or_else(|| Error::file(&path, "missing r"))? as usize;
-    let alpha = v["lora_alpha"].as_f64().unwrap_or(r as f64);
+    let r = v["r"].as_u64().filter(|r| (1..=4096).contains(r)).ok_or_else(|| Error::file(&path, format!("r {} must be an integer in 1..=4096", v["r"])))? as usize;
+    let alpha = match &v["lora_alpha"] {
+        serde_json::Value::Null => r as f64,
+        x => x.as_f64().filter(|a| a.is_finite() && *a > 0.0).ok_or_else(|| Error::file(&path, format!("lora_alpha {x} must be a positive number")))?,
+    };
     Ok(crate::model::LoraConfig { r, alpha, targets })
 }
 
@@ -292,7 +325,7 @@ pub fn save(dir: &Path, ckpt: &Checkpoint, extras: &SaveExtras) -> Result<()> {
         }
     }
     let json = |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("serialisable") + "\n";
-    crate::atomic::write_dir(dir, |tmp| {
+    crate::atomic::write_dir(dir, "checkpoint", |tmp| {
         std::fs::write(tmp.join("config.json"), json(&serde_json::to_value(&config).expect("serialisable"))).map_err(|e| Error::io(tmp.join("config.json"), e))?;
         match (&lora, &extras.delta_of) {
             (Some(l), Some(base)) => {

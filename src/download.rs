@@ -16,12 +16,39 @@ pub struct DownloadConfig {
     pub out: PathBuf,
     pub offline: bool,
     pub progress: bool,
+    /// Replace `out` when it holds an earlier stance download.
+    pub overwrite: bool,
+}
+
+/// A hub id is `name` or `owner/name`, each part letters, digits, `-`, `_`
+/// and `.`, not `.` or `..` alone: anything else would make a surprising
+/// default output path (`ok/` made it `models/`).
+pub fn validate_model_id(id: &str) -> Result<()> {
+    let parts: Vec<&str> = id.split('/').collect();
+    let ok_part = |p: &&str| !p.is_empty() && *p != "." && *p != ".." && p.len() <= 96 && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if parts.len() > 2 || !parts.iter().all(ok_part) {
+        return Err(Error::Invalid(format!("model id {id:?}: expected NAME or OWNER/NAME (letters, digits, '-', '_', '.')")));
+    }
+    Ok(())
+}
+
+/// A revision is a branch, tag or commit: no `..`, no leading `/`, no
+/// characters a path could escape with.
+pub fn validate_revision(rev: &str) -> Result<()> {
+    let ok = !rev.is_empty() && rev.len() <= 128 && !rev.starts_with('/') && !rev.split('/').any(|p| p.is_empty() || p == "." || p == "..") && rev.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    if !ok {
+        return Err(Error::Invalid(format!("--revision {rev:?}: expected a branch, tag or commit name")));
+    }
+    Ok(())
 }
 
 /// Files fetched, in order; `required` ones must exist.
 const FILES: &[(&str, bool)] = &[("config.json", true), ("tokenizer.json", false), ("vocab.txt", false), ("tokenizer_config.json", false), ("special_tokens_map.json", false), ("model.safetensors", true)];
 
 pub fn download(cfg: &DownloadConfig) -> Result<Vec<PathBuf>> {
+    validate_model_id(&cfg.model_id)?;
+    validate_revision(&cfg.revision)?;
+    crate::guard::checkpoint_dir(&cfg.out, "--out", cfg.overwrite, &[])?;
     let repo = Repo::with_revision(cfg.model_id.clone(), RepoType::Model, cfg.revision.clone());
     let err = |message: String| Error::Download { repo: format!("{}@{}", cfg.model_id, cfg.revision), message };
     let mut fetched: Vec<(String, PathBuf)> = Vec::new();
@@ -69,7 +96,7 @@ pub fn download(cfg: &DownloadConfig) -> Result<Vec<PathBuf>> {
 /// Copy the fetched files into `out`, building tokenizer.json from vocab.txt
 /// when the repository has none.
 fn write_model_dir(out: &Path, files: &[(String, PathBuf)]) -> Result<()> {
-    crate::atomic::write_dir(out, |tmp| {
+    crate::atomic::write_dir(out, "model download", |tmp| {
         for (name, src) in files {
             std::fs::copy(src, tmp.join(name)).map_err(|e| Error::io(src, e))?;
         }

@@ -16,6 +16,7 @@ pub mod download;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod guard;
 pub mod hash_cache;
 pub mod infer;
 pub mod labels;

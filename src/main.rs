@@ -16,8 +16,8 @@ const DEFAULT_MODEL: &str = "models/stance-minilm";
 #[derive(Parser)]
 #[command(name = "stance", version, args_override_self = true, about = "Label every sentence of a news article as assertion, denial, allegation or context")]
 struct Cli {
-    /// Threads for the CPU kernels (default: all cores).
-    #[arg(long, global = true)]
+    /// Threads for the CPU kernels, 1..=256 (default: all cores).
+    #[arg(long, global = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
@@ -50,14 +50,17 @@ struct BenchArgs {
     data: PathBuf,
     #[arg(long, value_enum, default_value_t = BenchModeArg::Infer)]
     mode: BenchModeArg,
-    #[arg(long, default_value_t = 16)]
+    /// Sentences per batch.
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     batch_size: usize,
-    #[arg(long, default_value_t = 48)]
+    /// Maximum tokens per sentence.
+    #[arg(long, default_value_t = 48, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(4..=512))]
     max_len: usize,
-    #[arg(long, default_value_t = 5)]
+    /// Timed repetitions (the median is reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
     reps: usize,
     /// Training steps per repetition.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     steps: usize,
     /// Use only the first N sentences.
     #[arg(long)]
@@ -88,27 +91,35 @@ struct TrainArgs {
     /// Pretrained encoder directory (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     base: PathBuf,
-    /// Output checkpoint directory.
+    /// Output checkpoint directory: new, or (with --overwrite) one stance wrote.
     #[arg(long)]
     out: PathBuf,
+    /// Replace --out when it holds an earlier stance checkpoint (nothing else is ever replaced).
+    #[arg(long)]
+    overwrite: bool,
     /// Comma-separated label list, or "auto" to take the labels from the data.
     #[arg(long, default_value = "assertion,denial,allegation,context")]
     labels: String,
-    #[arg(long, default_value_t = 4)]
+    /// Passes over the training data (at most; see --patience).
+    #[arg(long, default_value_t = 4, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
     epochs: usize,
-    #[arg(long, default_value_t = 16)]
+    /// Sentences per optimiser step.
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     batch_size: usize,
-    #[arg(long, default_value_t = 5e-5)]
+    /// Peak learning rate (AdamW), after warm-up; linear decay to 0.
+    #[arg(long, default_value_t = 5e-5, value_parser = positive, allow_negative_numbers = true)]
     lr: f64,
-    #[arg(long, default_value_t = 0.01)]
+    /// AdamW weight decay (decoupled), >= 0.
+    #[arg(long, default_value_t = 0.01, value_parser = non_negative, allow_negative_numbers = true)]
     weight_decay: f64,
-    /// Fraction of steps spent warming the learning rate up.
-    #[arg(long, default_value_t = 0.1)]
+    /// Fraction of steps spent warming the learning rate up, in [0, 1).
+    #[arg(long, default_value_t = 0.1, value_parser = fraction, allow_negative_numbers = true)]
     warmup: f64,
-    #[arg(long, default_value_t = 1.0)]
+    /// Clip the gradient's global norm to this (> 0).
+    #[arg(long, default_value_t = 1.0, value_parser = positive, allow_negative_numbers = true)]
     max_grad_norm: f64,
-    /// Maximum tokens per sentence (with context: per sentence + context).
-    #[arg(long, default_value_t = 128)]
+    /// Maximum tokens per sentence (with context: per sentence + context), 8..=512.
+    #[arg(long, default_value_t = 128, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8..=512))]
     max_len: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -126,11 +137,11 @@ struct TrainArgs {
     /// Encoder layers trained by --method top.
     #[arg(long, default_value_t = 2)]
     train_layers: usize,
-    /// LoRA rank (--method lora).
-    #[arg(long, default_value_t = 8)]
+    /// LoRA rank (--method lora), at most the model's hidden size.
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     lora_r: usize,
     /// LoRA alpha; adapters are scaled by alpha / r.
-    #[arg(long, default_value_t = 16.0)]
+    #[arg(long, default_value_t = 16.0, value_parser = positive, allow_negative_numbers = true)]
     lora_alpha: f64,
     /// Comma-separated modules that get adapters: query, key, value, dense.
     #[arg(long, default_value = "query,value")]
@@ -144,6 +155,33 @@ struct TrainArgs {
     /// Revision of the base, recorded with --delta.
     #[arg(long, default_value = "main")]
     base_revision: String,
+}
+
+/// A finite number > 0.
+fn positive(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err(format!("{s} is not a finite number greater than 0")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A finite number >= 0.
+fn non_negative(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err(format!("{s} is not a finite number of at least 0")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A number in [0, 1).
+fn fraction(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        Ok(_) => Err(format!("{s} is not a fraction in [0, 1)")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -183,7 +221,8 @@ struct PredictArgs {
     /// Write the output here instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
-    #[arg(long, default_value_t = 32)]
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     batch_size: usize,
     /// Matrix products in f32 (the reference: logits match transformers'), or in bf16 with f32 sums:
     /// about 1.6x faster on whole articles on CPUs with AMX or AVX512-BF16, the same test-split
@@ -202,7 +241,8 @@ struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    #[arg(long, default_value_t = 64)]
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     batch_size: usize,
     /// Matrix products in f32, or in bf16 with f32 sums.
     #[arg(long, default_value = "f32")]
@@ -221,6 +261,9 @@ struct DownloadArgs {
     /// Use only the local hf-hub cache (HF_HOME); no network.
     #[arg(long)]
     offline: bool,
+    /// Replace --out when it holds an earlier stance download (nothing else is ever replaced).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Subcommand)]
@@ -250,6 +293,27 @@ enum DataCommand {
         out_dir: PathBuf,
         #[arg(long, default_value = "split")]
         prefix: String,
+    },
+    /// Rebuild the real-news corpus text from its stand-off labels
+    /// (data/real/*.jsonl) and the documents, verifying every hash.
+    RealBuild {
+        /// Stand-off files (default: data/real/*.jsonl).
+        files: Vec<PathBuf>,
+        /// A directory laid out like shared/realnews (polnear/, newsdiscourse/, bbc/).
+        #[arg(long, default_value = "../shared/realnews")]
+        root: PathBuf,
+        /// Where real.train.jsonl, real.dev.jsonl and real.test.jsonl go (git-ignored).
+        #[arg(long, default_value = "data/real/build")]
+        out_dir: PathBuf,
+    },
+    /// Cut real-news documents into sentences (JSONL with offsets, hash and
+    /// text), as the stand-off corpus was cut; for annotation.
+    RealSegment {
+        /// Documents as SOURCE/PATH, e.g. bbc/politics/001.txt.
+        #[arg(required = true)]
+        docs: Vec<String>,
+        #[arg(long, default_value = "../shared/realnews")]
+        root: PathBuf,
     },
 }
 
@@ -289,6 +353,7 @@ fn train(a: TrainArgs) -> Result<()> {
         dev_files: a.dev,
         base: a.base,
         out: a.out,
+        overwrite: a.overwrite,
         labels,
         max_len: a.max_len,
         context: a.context,
@@ -369,6 +434,12 @@ fn load_model(dir: &Path) -> Result<stance::checkpoint::Checkpoint> {
 }
 
 fn read_articles(files: &[PathBuf], jsonl: bool) -> Result<Vec<Article>> {
+    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        bail!("standard input (\"-\") given more than once");
+    }
+    if files.len() > 1 && files.iter().any(|f| f.as_os_str() == "-") {
+        bail!("standard input (\"-\") cannot be combined with files; give either files or \"-\"");
+    }
     let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
     if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") && files.len() == 1 {
         let mut buf = Vec::new();
@@ -385,6 +456,7 @@ fn read_articles(files: &[PathBuf], jsonl: bool) -> Result<Vec<Article>> {
             let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
             anyhow::anyhow!("{name}:{line}: invalid UTF-8 at byte {}", e.valid_up_to())
         })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if !jsonl {
             if text.trim().is_empty() {
                 bail!("{name}: empty input, nothing to label");
@@ -412,6 +484,9 @@ fn read_articles(files: &[PathBuf], jsonl: bool) -> Result<Vec<Article>> {
 }
 
 fn predict(a: PredictArgs) -> Result<()> {
+    if let Some(out) = &a.output {
+        stance::guard::output_file(out, "--output", &a.files)?;
+    }
     let articles = read_articles(&a.files, a.jsonl)?;
     let ckpt = load_model(&a.model)?;
     let pb = bar(0, "{elapsed_precise} labelling {pos}/{len} sentences");
@@ -456,8 +531,10 @@ fn eval(a: EvalArgs) -> Result<()> {
 }
 
 fn download(a: DownloadArgs) -> Result<()> {
+    stance::download::validate_model_id(&a.model_id)?;
     let name = a.model_id.rsplit('/').next().unwrap_or(&a.model_id).to_string();
     let cfg = stance::download::DownloadConfig {
+        overwrite: a.overwrite,
         out: a.out.unwrap_or_else(|| PathBuf::from("models").join(name)),
         model_id: a.model_id,
         revision: a.revision,
@@ -475,6 +552,7 @@ fn bench(a: BenchArgs) -> Result<()> {
     let rows = stance::data::read_file(&a.data, None)?;
     let texts: Vec<String> = rows.into_iter().map(|r| r.text).take(a.limit.unwrap_or(usize::MAX)).collect();
     if let Some(out) = a.logits_out {
+        stance::guard::output_file(&out, "--logits-out", std::slice::from_ref(&a.data))?;
         let logits = stance::bench::logits(&a.model, &texts, a.max_len, a.precision)?;
         stance::atomic::write_file(&out, serde_json::to_string(&logits)?.as_bytes())?;
         return Ok(());
@@ -515,11 +593,30 @@ fn data(cmd: DataCommand) -> Result<()> {
             write_output(None, &text)
         }
         DataCommand::Split { files, dev, test, seed, out_dir, prefix } => {
+            for name in ["train", "dev", "test"] {
+                stance::guard::output_file(&out_dir.join(format!("{prefix}.{name}.jsonl")), "--out-dir/--prefix", &files)?;
+            }
             let rows = stance::data::read_files(&files, None)?;
             let split = stance::data::split_by_article(&rows, stance::data::SplitConfig { dev, test, seed })?;
             for (name, part) in split.parts() {
+                let wanted = match name {
+                    "dev" => dev,
+                    "test" => test,
+                    _ => 1.0,
+                };
+                if part.is_empty() && wanted > 0.0 {
+                    let articles: std::collections::HashSet<String> = rows.iter().map(|r| r.article_key()).collect();
+                    bail!("{} articles are too few to split: the {name} split would be empty (use more data, or --{name} 0)", articles.len());
+                }
+            }
+            let mut outputs = Vec::new();
+            for (name, part) in split.parts() {
                 let path = out_dir.join(format!("{prefix}.{name}.jsonl"));
-                stance::data::write_jsonl(&path, part)?;
+                outputs.push((path, stance::data::jsonl_bytes(part)?));
+            }
+            // All three files or none: a failure must not leave a new train split beside an old test split.
+            stance::atomic::write_files(&outputs)?;
+            for ((path, _), (_, part)) in outputs.iter().zip(split.parts()) {
                 let arts: std::collections::HashSet<String> = part.iter().map(|r| r.article_key()).collect();
                 println!("{}: {} sentences, {} articles", path.display(), part.len(), arts.len());
             }
@@ -529,5 +626,52 @@ fn data(cmd: DataCommand) -> Result<()> {
             }
             Ok(())
         }
+        DataCommand::RealBuild { files, root, out_dir } => {
+            let files = if files.is_empty() { standoff_files(Path::new("data/real"))? } else { files };
+            let rows = stance::data::realnews::read_standoff(&files)?;
+            let parts = stance::data::realnews::build(&rows, &root)?;
+            let mut outputs = Vec::new();
+            for (name, part) in &parts {
+                let path = out_dir.join(format!("real.{name}.jsonl"));
+                stance::guard::output_file(&path, "--out-dir", &files)?;
+                outputs.push((path, stance::data::jsonl_bytes(part)?));
+            }
+            stance::atomic::write_files(&outputs)?;
+            for ((path, _), (_, part)) in outputs.iter().zip(&parts) {
+                let arts: std::collections::HashSet<String> = part.iter().map(|r| r.article_key()).collect();
+                println!("{}: {} sentences, {} articles", path.display(), part.len(), arts.len());
+            }
+            Ok(())
+        }
+        DataCommand::RealSegment { docs, root } => {
+            let mut out = String::new();
+            for d in &docs {
+                let (source, doc) = d.split_once('/').with_context(|| format!("{d}: expected SOURCE/PATH"))?;
+                let path = root.join(source).join(doc);
+                let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+                let article = stance::data::realnews::article_id(source, doc);
+                for (i, s) in stance::data::realnews::segment(source, &text).iter().enumerate() {
+                    let row = serde_json::json!({"id": format!("{article}#{i}"), "source": source, "doc": doc, "index": i,
+                        "start": s.start, "end": s.end, "sha1": stance::data::realnews::sha1_hex(&s.text), "text": s.text});
+                    out.push_str(&row.to_string());
+                    out.push('\n');
+                }
+            }
+            write_output(None, &out)
+        }
     }
+}
+
+/// The `*.jsonl` files directly in `dir`, sorted.
+fn standoff_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{}: no stand-off files (*.jsonl)", dir.display());
+    }
+    Ok(files)
 }

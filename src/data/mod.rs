@@ -4,8 +4,9 @@
 mod reader;
 mod split;
 mod stats;
+pub mod realnews;
 
-pub use reader::{read_file, read_files, write_jsonl};
+pub use reader::{jsonl_bytes, read_file, read_files, write_jsonl};
 pub use split::{split_by_article, Split, SplitConfig};
 pub use stats::{Stats, LengthSummary};
 

@@ -21,6 +21,8 @@ struct JsonRow {
 pub fn read_file(path: &Path, labels: Option<&LabelSet>) -> Result<Vec<LabelledSentence>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let text = check_utf8(path, &bytes)?;
+    // Editors on Windows save UTF-8 with a byte-order mark; it is not part of the data.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let rows = match ext.as_str() {
         "csv" => read_delimited(path, text, b',')?,
@@ -55,12 +57,17 @@ pub fn read_files(paths: &[impl AsRef<Path>], labels: Option<&LabelSet>) -> Resu
 
 /// Write sentences as JSONL, atomically.
 pub fn write_jsonl(path: &Path, rows: &[LabelledSentence]) -> Result<()> {
+    crate::atomic::write_file(path, &jsonl_bytes(rows)?)
+}
+
+/// Rows as JSONL, one object per line.
+pub fn jsonl_bytes(rows: &[LabelledSentence]) -> Result<Vec<u8>> {
     let mut out = String::new();
     for r in rows {
-        out.push_str(&serde_json::to_string(r).map_err(|e| Error::file(path, e.to_string()))?);
+        out.push_str(&serde_json::to_string(r).map_err(|e| Error::Invalid(e.to_string()))?);
         out.push('\n');
     }
-    crate::atomic::write_file(path, out.as_bytes())
+    Ok(out.into_bytes())
 }
 
 fn check_utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {

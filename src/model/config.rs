@@ -60,6 +60,7 @@ impl BertConfig {
     }
 
     pub fn validate(&self) -> std::result::Result<(), String> {
+        super::preflight::check_config(self)?;
         if self.hidden_size == 0 || self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
             return Err(format!("hidden_size {} is not a multiple of num_attention_heads {}", self.hidden_size, self.num_attention_heads));
         }

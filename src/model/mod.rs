@@ -9,6 +9,7 @@ mod layer_norm;
 mod load;
 pub mod ops;
 mod params;
+pub mod preflight;
 
 pub use bert::{BertClassifier, LoraConfig};
 pub(crate) use bert::layer_linears;

@@ -140,6 +140,18 @@ impl ParamStore {
     }
 
     /// Copies of all tensors, for saving.
+    /// The name of the first parameter holding NaN or an infinity (their
+    /// sum is then not finite).
+    pub fn check_finite(&self) -> std::result::Result<(), String> {
+        for (n, v) in self.iter() {
+            let finite = v.as_tensor().to_dtype(DType::F32).and_then(|t| t.sum_all()).and_then(|s| s.to_scalar::<f32>()).map(f32::is_finite).unwrap_or(false);
+            if !finite {
+                return Err(n.to_string());
+            }
+        }
+        Ok(())
+    }
+
     pub fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
         let mut m = HashMap::new();
         for (n, v) in self.iter() {

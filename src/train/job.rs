@@ -47,6 +47,8 @@ pub struct TrainJob {
     pub dev_files: Vec<PathBuf>,
     pub base: PathBuf,
     pub out: PathBuf,
+    /// Replace `out` when it is an earlier stance checkpoint.
+    pub overwrite: bool,
     pub labels: LabelSource,
     pub max_len: usize,
     pub context: usize,
@@ -77,19 +79,45 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
     if job.train_files.is_empty() {
         return Err(Error::Invalid("no --train file given".into()));
     }
+    // Before any work: the output must be new or an earlier stance checkpoint, and hold no input.
+    let inputs: Vec<PathBuf> = job.train_files.iter().chain(&job.dev_files).chain(std::iter::once(&job.base)).cloned().collect();
+    crate::guard::checkpoint_dir(&job.out, "--out", job.overwrite, &inputs)?;
+
     let raw = read_files(&job.train_files, None)?;
     let labels = resolve_labels(job, &raw)?;
     // Re-read with the label set so unknown labels are reported by file and line.
     let train_rows = read_files(&job.train_files, Some(&labels))?;
     let dev_rows = read_files(&job.dev_files, Some(&labels))?;
+    let present: std::collections::BTreeSet<&str> = train_rows.iter().map(|r| r.label.as_str()).collect();
+    if present.len() < 2 {
+        on_event(&TrainEvent::Info(format!(
+            "warning: the training data holds a single label ({}); the model can only learn to predict it",
+            present.iter().next().copied().unwrap_or("none")
+        )));
+    } else if present.len() < labels.len() {
+        let missing: Vec<&str> = labels.names().iter().map(String::as_str).filter(|l| !present.contains(l)).collect();
+        on_event(&TrainEvent::Info(format!("warning: no training sentence has the label(s) {}", missing.join(", "))));
+    }
     let device = Device::Cpu;
     let mut ckpt = load_base(&job.base, &labels, job.max_len, job.train.seed, &device)?;
     ckpt.settings.context = job.context;
     match &job.method {
         Method::Full => ckpt.model.set_trainable_layers(None),
-        Method::Top(k) => ckpt.model.set_trainable_layers(Some(*k)),
+        Method::Top(k) => {
+            let layers = ckpt.model.config.num_hidden_layers;
+            if *k == 0 || *k > layers {
+                return Err(Error::Invalid(format!("--train-layers {k}: the base has {layers} layers; give 1..={layers} (or --method head / full)")));
+            }
+            ckpt.model.set_trainable_layers(Some(*k))
+        }
         Method::Head => ckpt.model.set_trainable_layers(Some(0)),
-        Method::Lora(cfg) => ckpt.model.add_lora(cfg)?,
+        Method::Lora(cfg) => {
+            let hidden = ckpt.model.config.hidden_size;
+            if cfg.r > hidden {
+                return Err(Error::Invalid(format!("--lora-r {}: larger than the model's hidden size {hidden}", cfg.r)));
+            }
+            ckpt.model.add_lora(cfg)?
+        }
     }
     if job.delta.is_some() && job.method == Method::Full {
         return Err(Error::Invalid("--delta stores only the trained tensors; use it with --method top or head".into()));

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Choose the real-news articles to annotate (issue 9), deterministically.
+
+The label shares must be those of real news, so whole articles are labelled.
+To reach the allegation and denial floors, most articles are chosen among
+those dense in accusation-and-response words (a rough count of cue words per
+sentence; it chooses articles, never labels); the rest are drawn at random
+from everything else, so plain event reports, features, sport and opinion
+stay in. Denials are the rarest act in real news, so denial words count
+three times. Prints SOURCE/PATH lines.
+"""
+import glob, os, random, re, sys
+
+ROOT = sys.argv[1] if len(sys.argv) > 1 else "../shared/realnews"
+ACCUSE = re.compile(r"\b(accus\w*|alleg\w*|blam\w*|suspect\w*|charged|lawsuit\w*|sued|smear\w*)\b", re.I)
+DENY = re.compile(r"\b(denie[sd]|deny\w*|denial\w*|reject\w*|dismiss\w*|refut\w*|disput\w*|baseless|unfounded|"
+                  r"false(ly)?|insist\w*|not true|nonsense|untrue|innocen\w*)\b", re.I)
+
+def docs():
+    for f in sorted(glob.glob(f"{ROOT}/polnear/*/text/*.txt")):
+        yield "polnear", os.path.relpath(f, f"{ROOT}/polnear"), open(f, encoding="utf-8").read()
+    for f in sorted(glob.glob(f"{ROOT}/newsdiscourse/train/*/*.txt") + glob.glob(f"{ROOT}/newsdiscourse/validation/*.txt")):
+        text = open(f, encoding="utf-8").read()
+        body = "\n".join(l.split(" ", 1)[1] for l in text.splitlines() if re.match(r"^(H|S\d+) ", l))
+        yield "newsdiscourse", os.path.relpath(f, f"{ROOT}/newsdiscourse"), body
+    for f in sorted(glob.glob(f"{ROOT}/bbc/*/*.txt")):
+        try:
+            text = open(f, encoding="utf-8").read()
+        except UnicodeDecodeError:
+            continue  # one BBC file is not UTF-8; the builder reads UTF-8 only
+        yield "bbc", os.path.relpath(f, f"{ROOT}/bbc"), text
+
+# (cue-dense articles, random others, max sentences) per source
+PLAN = {"polnear": (110, 25, 34), "newsdiscourse": (100, 25, 32), "bbc": (110, 40, 28)}
+
+def main():
+    rng = random.Random(2026)
+    by_source = {}
+    for source, doc, text in docs():
+        n = max(1, len(re.findall(r"[.!?][\"'”’)]*\s+(?=[\"“‘(]?[A-Z])", text)) + text.count("\n\n"))
+        cues = len(ACCUSE.findall(text)) + 3 * len(DENY.findall(text))
+        by_source.setdefault(source, []).append((cues / n, n, doc))
+    for source, (dense, others, cap) in PLAN.items():
+        pool = [d for d in by_source[source] if 6 <= d[1] <= cap]
+        pool.sort(key=lambda d: (-d[0], d[2]))
+        chosen = pool[:dense]
+        rest = pool[dense:]
+        rng.shuffle(rest)
+        chosen += rest[:others]
+        for *_, doc in sorted(chosen, key=lambda d: d[2]):
+            print(f"{source}/{doc}")
+
+main()
