@@ -17,6 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod guard;
+pub mod html;
 pub mod hash_cache;
 pub mod infer;
 pub mod labels;

@@ -28,6 +28,13 @@ enum Command {
     /// Fine-tune a pretrained BERT-family encoder on labelled sentences.
     Train(TrainArgs),
     /// Split articles into sentences and label each one.
+    #[command(long_about = "Split articles into sentences and label each one.\n\n\
+Labels (what the sentence does in the story, not whether it is true):\n  \
+assertion   states a specific fact that advances the story (events, figures, decisions, findings)\n  \
+denial      someone rejects, disputes or denies a claim or accusation, or disclaims responsibility\n  \
+allegation  a source accuses, blames or suspects someone, without the sentence establishing it\n  \
+context     background: history, earlier events, descriptions of people, what happens next\n  \
+uncertain   (only with --threshold) the top probability is below the threshold")]
     Predict(PredictArgs),
     /// Score a checkpoint on labelled sentences.
     Eval(EvalArgs),
@@ -203,6 +210,8 @@ enum FormatArg {
     Table,
     Jsonl,
     Csv,
+    /// One self-contained page: the article with every sentence highlighted by its label.
+    Html,
 }
 
 #[derive(Args)]
@@ -221,6 +230,9 @@ struct PredictArgs {
     /// Write the output here instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Label a sentence `uncertain` when its top probability is below P (0..1; in every format).
+    #[arg(long, value_parser = fraction, allow_negative_numbers = true)]
+    threshold: Option<f64>,
     /// Sentences per forward pass.
     #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     batch_size: usize,
@@ -490,13 +502,21 @@ fn predict(a: PredictArgs) -> Result<()> {
     let articles = read_articles(&a.files, a.jsonl)?;
     let ckpt = load_model(&a.model)?;
     let pb = bar(0, "{elapsed_precise} labelling {pos}/{len} sentences");
-    let preds = stance::predict::predict_articles(&ckpt, &articles, a.batch_size, a.precision, |n| pb.set_position(n as u64))?;
+    let mut preds = stance::predict::predict_articles(&ckpt, &articles, a.batch_size, a.precision, |n| pb.set_position(n as u64))?;
     pb.finish_and_clear();
+    if let Some(t) = a.threshold {
+        stance::predict::apply_threshold(&mut preds, t as f32);
+    }
+    if matches!(a.format, Some(FormatArg::Html)) {
+        let html = stance::html::render_html(&articles, &preds, a.threshold.map(|t| t as f32).unwrap_or(0.5));
+        return write_output(a.output.as_deref(), &html);
+    }
     let to_terminal = a.output.is_none() && std::io::stdout().is_terminal();
     let format = match a.format {
         Some(FormatArg::Table) => Format::Table,
         Some(FormatArg::Jsonl) => Format::Jsonl,
         Some(FormatArg::Csv) => Format::Csv,
+        Some(FormatArg::Html) => unreachable!("handled above"),
         None if to_terminal => Format::Table,
         None => Format::Jsonl,
     };

