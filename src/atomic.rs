@@ -152,6 +152,8 @@ fn resolve_link(path: &Path) -> Result<PathBuf> {
 /// the writer's PID. Removed on drop.
 pub struct DirLock {
     path: PathBuf,
+    /// False for a nested acquisition by the process that already holds it.
+    owned: bool,
 }
 
 impl DirLock {
@@ -165,11 +167,13 @@ impl DirLock {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
                     let _ = write!(f, "{}", std::process::id());
-                    return Ok(DirLock { path });
+                    return Ok(DirLock { path, owned: true });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let pid = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i32>().ok());
                     match pid {
+                        // This process holds it already (a run locks its output at the start, the save again).
+                        Some(p) if p as u32 == std::process::id() => return Ok(DirLock { path, owned: false }),
                         Some(p) if p > 0 && alive(p) => {
                             return Err(Error::file(dir, format!("another stance run (PID {p}) is writing it; wait for it or choose another path (lock {})", path.display())))
                         }
@@ -188,7 +192,9 @@ impl DirLock {
 
 impl Drop for DirLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.owned {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

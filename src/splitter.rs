@@ -9,8 +9,14 @@
 //! fixture in `tests/splitter.rs` pins them down.
 //!
 //! Line breaks: a blank line always ends a sentence (so a headline followed
-//! by a blank line stands alone); a single line break is treated as a space,
-//! so hard-wrapped text is not cut mid-sentence.
+//! by a blank line stands alone). A single line break ends a sentence when
+//! the line has no final punctuation and the next line starts like a new
+//! one (a capital, a digit, a bullet or an opening quote): headlines,
+//! bylines, datelines and list items stand alone. Otherwise it is a space,
+//! so hard-wrapped text ("The claim was\nrejected.") is not cut mid-sentence.
+//!
+//! CJK and full-width terminators (。！？．) end a sentence without a
+//! following space.
 
 use serde::Serialize;
 
@@ -61,7 +67,14 @@ const OPENERS: &[&str] = &[
     "None", "Other", "Others", "Another", "What", "Why", "How", "Who", "Shares", "Instead", "Separately", "Also",
 ];
 
-const TERMINATORS: &[char] = &['.', '!', '?', '…'];
+const TERMINATORS: &[char] = &['.', '!', '?', '…', '。', '！', '？', '．'];
+/// Terminators that end a sentence even with no space after them.
+const WIDE_TERMINATORS: &[char] = &['。', '！', '？', '．'];
+
+/// Initialisms of places and bodies that often end a sentence (`... in the
+/// U.S. The report`); other runs of single capitals are a person's initials
+/// (`J.K. Rowling`) and never end one before a capitalised word.
+const PLACE_INITIALISMS: &[&str] = &["U.S", "U.K", "U.N", "E.U", "D.C", "U.S.A", "L.A", "N.Y", "U.A.E", "S.F", "N.Z"];
 const CLOSERS: &[char] = &['"', '\'', '”', '’', ')', ']', '»'];
 const OPENING: &[char] = &['"', '\'', '“', '‘', '(', '[', '«'];
 
@@ -74,9 +87,18 @@ pub fn split_sentences(text: &str) -> Vec<Sentence> {
     let mut i = 0;
     while i < n {
         let c = chars[i];
-        if c == '\n' && is_paragraph_break(&chars, i) {
+        if c == '\n' && (is_paragraph_break(&chars, i) || is_line_sentence(&chars, start, i)) {
             push(&chars, start, i, &mut out);
             start = i + 1;
+        } else if WIDE_TERMINATORS.contains(&c) {
+            let mut k = i + 1;
+            while k < n && (TERMINATORS.contains(&chars[k]) || CLOSERS.contains(&chars[k]) || ['」', '』', '）'].contains(&chars[k])) {
+                k += 1;
+            }
+            push(&chars, start, k, &mut out);
+            start = k;
+            i = k;
+            continue;
         } else if TERMINATORS.contains(&c) {
             let mut k = i + 1;
             while k < n && TERMINATORS.contains(&chars[k]) {
@@ -100,6 +122,27 @@ pub fn split_sentences(text: &str) -> Vec<Sentence> {
     }
     push(&chars, start, n, &mut out);
     out
+}
+
+/// A single line break at `i` ends the line `start..i` as a sentence of its
+/// own when the line lacks final punctuation and the next line opens like
+/// a sentence.
+fn is_line_sentence(chars: &[char], start: usize, i: usize) -> bool {
+    let line_start = chars[start..i].iter().rposition(|&c| c == '\n').map(|p| start + p + 1).unwrap_or(start);
+    let line: String = chars[line_start..i].iter().collect();
+    let line = line.trim_end();
+    if line.trim().is_empty() {
+        return false;
+    }
+    let next = chars[i + 1..].iter().find(|c| !(c.is_whitespace() && **c != '\n')).copied().unwrap_or(' ');
+    let bullet = ['-', '*', '•', '–'].contains(&next);
+    // Past closing quotes and brackets: `."` is final, `(Reuters)` is not.
+    let bare = line.trim_end_matches(|c| CLOSERS.contains(&c));
+    let last = bare.chars().last().unwrap_or(' ');
+    if TERMINATORS.contains(&last) || last == ',' || last == ';' || last == '-' || last == '—' || (last == ':' && !bullet) {
+        return false;
+    }
+    next.is_uppercase() || next.is_ascii_digit() || bullet || ['"', '“', '\'', '‘', '('].contains(&next)
 }
 
 fn is_paragraph_break(chars: &[char], i: usize) -> bool {
@@ -161,6 +204,13 @@ fn ends_sentence(chars: &[char], i: usize, k: usize) -> bool {
         return next_first.is_uppercase();
     }
     let initialism = prev.contains('.') && prev.split('.').all(|p| p.chars().count() <= 2 && p.chars().all(char::is_alphabetic));
+    let personal_initials = initialism && !PLACE_INITIALISMS.contains(&bare) && bare.split('.').all(|p| p.chars().count() == 1 && p.chars().all(char::is_uppercase));
+    if personal_initials && next_first.is_uppercase() && !OPENERS.contains(&next_word.as_str()) {
+        return false; // `Author J.K. Rowling denied`
+    }
+    if MAYBE_FINAL.contains(&bare) && chars[m] == '(' {
+        return false; // `Alphabet Inc. (GOOG) fell`
+    }
     if initialism || MAYBE_FINAL.contains(&bare) {
         if OPENING.contains(&chars[m]) || OPENERS.contains(&next_word.as_str()) || NEVER_FINAL.contains(&next_word.as_str()) {
             return true;

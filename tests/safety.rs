@@ -349,6 +349,7 @@ fn a_second_writer_of_the_same_out_is_refused() {
     let o = stance_in(dir.path(), &args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("another stance run"), "{err}");
+    assert!(!err.contains("epoch"), "refused only after training: {err}");
     assert!(!dir.path().join("new").exists());
     // A stale lock (dead PID) is taken over.
     std::fs::write(dir.path().join(".new.lock"), "2147483632").unwrap();
@@ -366,4 +367,39 @@ fn single_class_training_data_is_warned_about() {
     let o = stance_in(dir.path(), &["train", "--train", "one.jsonl", "--base", "base", "--out", "one", "--epochs", "1", "--max-len", "32"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("single label (denial)"), "{err}");
+}
+
+/// SIGKILL a retraining of `ckpt` at 24 points spread over the whole run
+/// (loading, training, and the save): each time `ckpt` is a complete
+/// checkpoint that loads and predicts, the old one or the new one, and the
+/// next run cleans up whatever the killed one left.
+#[test]
+fn a_kill_at_any_point_leaves_a_complete_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(template(), dir.path());
+    let mut args: Vec<String> = TRAIN.iter().map(|s| s.to_string()).collect();
+    args.extend(["--out", "ckpt", "--overwrite"].map(String::from));
+    let run = || Command::new(env!("CARGO_BIN_EXE_stance")).args(&args).current_dir(dir.path()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // How long an uninterrupted run takes here.
+    let t0 = std::time::Instant::now();
+    assert!(run().wait().unwrap().success());
+    let full = t0.elapsed();
+    let mut rng = 0x9e3779b97f4a7c15u64;
+    for k in 0..24u32 {
+        // Spread over [0, 1.1 * full], denser near the end where the save is.
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let u = (rng >> 11) as f64 / (1u64 << 53) as f64;
+        let at = full.mul_f64(if k % 2 == 0 { u * 1.1 } else { 0.8 + 0.3 * u });
+        let mut child = run();
+        std::thread::sleep(at);
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = stance_in(dir.path(), &["predict", "--model", "ckpt", "a.txt", "--format", "jsonl"]);
+        assert!(o.status.success(), "after a kill at {at:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(dir.path().join("ckpt/.stance-checkpoint").is_file());
+    }
+    // A clean run afterwards removes every leftover of the killed ones.
+    assert!(run().wait().unwrap().success());
+    let stray: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(".ckpt")).collect();
+    assert!(stray.is_empty(), "{stray:?}");
 }

@@ -45,6 +45,31 @@ fn offsets_point_into_the_input_and_blank_lines_split() {
     assert!(split_sentences("   \n ").is_empty());
 }
 
+#[test]
+fn lines_without_final_punctuation_stand_alone() {
+    let text = "Iran denies hacking claims\nBy Ellen Marsh\nWASHINGTON (Reuters)\nOfficials said on Monday that Iran was responsible.\nHighlights:\n- Shares fell\n- Bonds rose\nThe claim was\nrejected by the mission.";
+    let got: Vec<String> = split_sentences(text).into_iter().map(|s| s.text).collect();
+    assert_eq!(
+        got,
+        vec![
+            "Iran denies hacking claims",
+            "By Ellen Marsh",
+            "WASHINGTON (Reuters)",
+            "Officials said on Monday that Iran was responsible.",
+            "Highlights:",
+            "- Shares fell",
+            "- Bonds rose",
+            "The claim was\nrejected by the mission."
+        ]
+    );
+}
+
+#[test]
+fn cjk_and_full_width_terminators_end_sentences() {
+    let got: Vec<String> = split_sentences("政府は疑惑を否定した。警察は捜査を続けている！本当か？").into_iter().map(|s| s.text).collect();
+    assert_eq!(got, vec!["政府は疑惑を否定した。", "警察は捜査を続けている！", "本当か？"]);
+}
+
 /// Every corpus article, joined with spaces, splits back into its sentences.
 #[test]
 fn corpus_articles_split_back_into_their_sentences() {

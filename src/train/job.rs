@@ -82,6 +82,8 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
     // Before any work: the output must be new or an earlier stance checkpoint, and hold no input.
     let inputs: Vec<PathBuf> = job.train_files.iter().chain(&job.dev_files).chain(std::iter::once(&job.base)).cloned().collect();
     crate::guard::checkpoint_dir(&job.out, "--out", job.overwrite, &inputs)?;
+    // Held for the whole run, so a second run writing the same --out is refused before it trains.
+    let _lock = crate::atomic::DirLock::acquire(&job.out)?;
 
     let raw = read_files(&job.train_files, None)?;
     let labels = resolve_labels(job, &raw)?;
