@@ -39,8 +39,28 @@ pub struct Packed {
 /// `max_len`, no padding (batches pad themselves).
 pub struct TextEncoder {
     tokenizer: Tokenizer,
+    /// The same tokenizer without truncation, for sentences too long for
+    /// the window (see [`TextEncoder::encode_flagged`]).
+    full: Tokenizer,
+    max_len: usize,
     pad_id: u32,
     path: std::path::PathBuf,
+}
+
+/// Characters kept per token of the window before tokenising: a 50 MB
+/// "sentence" is cut to its start and end first, so memory per input line
+/// stays bounded (real tokens average 4-6 characters).
+const CHARS_PER_TOKEN_CAP: usize = 16;
+
+/// `text` cut to its first and last `keep / 2` characters when longer.
+fn cap_chars(text: &str, keep: usize) -> std::borrow::Cow<'_, str> {
+    let n = text.chars().count();
+    if n <= keep {
+        return text.into();
+    }
+    let head: String = text.chars().take(keep / 2).collect();
+    let tail: String = text.chars().skip(n - keep / 2).collect();
+    format!("{head} … {tail}").into()
 }
 
 impl TextEncoder {
@@ -54,11 +74,14 @@ impl TextEncoder {
             return Err(Error::Invalid(format!("--max-len {max_len} is too small (minimum 8)")));
         }
         let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
+        let mut full = tokenizer.clone();
+        full.with_truncation(None).map_err(|e| Error::Tokenizer { path: path.into(), message: e.to_string() })?;
+        full.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_len, strategy: TruncationStrategy::LongestFirst, ..Default::default() }))
             .map_err(|e| Error::Tokenizer { path: path.into(), message: e.to_string() })?;
         tokenizer.with_padding(None);
-        Ok(TextEncoder { tokenizer, pad_id, path: path.into() })
+        Ok(TextEncoder { tokenizer, full, max_len, pad_id, path: path.into() })
     }
 
     pub fn pad_id(&self) -> u32 {
@@ -71,12 +94,47 @@ impl TextEncoder {
 
     /// Tokenise sentences, each with an optional context segment.
     pub fn encode(&self, texts: &[&str], contexts: Option<&[String]>) -> Result<Vec<Encoded>> {
+        Ok(self.encode_flagged(texts, contexts)?.0)
+    }
+
+    /// Tokenise sentences, and say which were longer than the window.
+    ///
+    /// A sentence that does not fit is never cut at its end alone (a denial
+    /// often comes last: "..., which the ministry denied"): it is fed as its
+    /// first and last tokens, half the window each, without context, and
+    /// flagged. A context that does not fit is shortened first.
+    pub fn encode_flagged(&self, texts: &[&str], contexts: Option<&[String]>) -> Result<(Vec<Encoded>, Vec<bool>)> {
+        let keep = self.max_len * CHARS_PER_TOKEN_CAP;
+        let capped: Vec<std::borrow::Cow<str>> = texts.iter().map(|t| cap_chars(t, keep)).collect();
         let inputs: Vec<EncodeInput> = match contexts {
-            None => texts.iter().map(|t| EncodeInput::Single((*t).into())).collect(),
-            Some(c) => texts.iter().zip(c).map(|(t, c)| EncodeInput::Dual((*t).into(), c.as_str().into())).collect(),
+            None => capped.iter().map(|t| EncodeInput::Single(t.as_ref().into())).collect(),
+            Some(c) => capped.iter().zip(c).map(|(t, c)| EncodeInput::Dual(t.as_ref().into(), cap_chars(c, keep).into_owned().into())).collect(),
         };
-        let out = self.tokenizer.encode_batch(inputs, true).map_err(|e| Error::Tokenizer { path: self.path.clone(), message: e.to_string() })?;
-        Ok(out.into_iter().map(|e| Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() }).collect())
+        let err = |e: tokenizers::Error| Error::Tokenizer { path: self.path.clone(), message: e.to_string() };
+        let out = self.tokenizer.encode_batch(inputs, true).map_err(err)?;
+        let mut encs = Vec::with_capacity(out.len());
+        let mut long = Vec::with_capacity(out.len());
+        for (e, text) in out.into_iter().zip(&capped) {
+            let mut enc = Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() };
+            let mut cut = false;
+            if !e.get_overflowing().is_empty() || text.len() != texts[encs.len()].len() {
+                // Truncated somewhere: did the sentence itself not fit?
+                let whole = self.full.encode(text.as_ref(), true).map_err(err)?;
+                let ids = whole.get_ids();
+                let room = if contexts.is_some() { self.max_len.saturating_sub(3) } else { self.max_len };
+                if ids.len() > room || text.len() != texts[encs.len()].len() {
+                    let head = self.max_len / 2;
+                    let tail = self.max_len - head;
+                    let mut window: Vec<u32> = ids[..head.min(ids.len())].to_vec();
+                    window.extend_from_slice(&ids[ids.len().saturating_sub(tail).max(head.min(ids.len()))..]);
+                    enc = Encoded { type_ids: vec![0; window.len()], ids: window };
+                    cut = true;
+                }
+            }
+            encs.push(enc);
+            long.push(cut);
+        }
+        Ok((encs, long))
     }
 
     /// Token count of one sentence, special tokens included.

@@ -129,7 +129,7 @@ fn render_article(s: &mut String, n: usize, a: &Article, preds: &[&Prediction], 
     for p in preds {
         gap(s, &chars[at.min(p.start)..p.start]);
         let is_low = p.probability < low;
-        let tip = format!("{} {:.2}{}", p.label, p.probability, if is_low { " (low confidence)" } else { "" });
+        let tip = format!("{} {:.2}{}{}", p.label, p.probability, if is_low { " (low confidence)" } else { "" }, if p.truncated { " (long: labelled from its start and end)" } else { "" });
         let probs: Vec<String> = p.probabilities.iter().map(|(l, v)| format!("{l} {v:.2}")).collect();
         let _ = write!(
             s,
@@ -169,7 +169,7 @@ mod tests {
     use super::*;
 
     fn pred(i: usize, start: usize, end: usize, text: &str, label: &str, p: f32) -> Prediction {
-        Prediction { article: "a".into(), index: i, start, end, text: text.into(), label: label.into(), probability: p, probabilities: vec![(label.into(), p)] }
+        Prediction { article: "a".into(), index: i, start, end, text: text.into(), label: label.into(), probability: p, probabilities: vec![(label.into(), p)], truncated: false }
     }
 
     #[test]

@@ -230,6 +230,9 @@ struct PredictArgs {
     /// Write the output here instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Table: print whole sentences instead of cutting them at the terminal's width.
+    #[arg(long)]
+    wide: bool,
     /// Label a sentence `uncertain` when its top probability is below P (0..1; in every format).
     #[arg(long, value_parser = fraction, allow_negative_numbers = true)]
     threshold: Option<f64>,
@@ -507,6 +510,13 @@ fn predict(a: PredictArgs) -> Result<()> {
     if let Some(t) = a.threshold {
         stance::predict::apply_threshold(&mut preds, t as f32);
     }
+    let long = preds.iter().filter(|p| p.truncated).count();
+    if long > 0 {
+        eprintln!(
+            "warning: {long} sentence(s) longer than the model's {}-token window were labelled from their first and last tokens (\"truncated\": true in JSONL and CSV)",
+            ckpt.settings.max_len
+        );
+    }
     if matches!(a.format, Some(FormatArg::Html)) {
         let html = stance::html::render_html(&articles, &preds, a.threshold.map(|t| t as f32).unwrap_or(0.5));
         return write_output(a.output.as_deref(), &html);
@@ -520,9 +530,22 @@ fn predict(a: PredictArgs) -> Result<()> {
         None if to_terminal => Format::Table,
         None => Format::Jsonl,
     };
-    let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(110);
+    let width = if a.wide { usize::MAX } else { table_width(to_terminal) };
     let out = stance::predict::render(&preds, format, width);
     write_output(a.output.as_deref(), &out)
+}
+
+/// Columns for the table: the terminal's real width when stdout is one
+/// (shells do not export $COLUMNS), else $COLUMNS, else 110.
+fn table_width(to_terminal: bool) -> usize {
+    if to_terminal {
+        // SAFETY: TIOCGWINSZ fills a winsize struct for a terminal fd.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+            return ws.ws_col as usize;
+        }
+    }
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&c: &usize| c >= 40).unwrap_or(110)
 }
 
 fn write_output(path: Option<&Path>, text: &str) -> Result<()> {

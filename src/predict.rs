@@ -28,6 +28,9 @@ pub struct Prediction {
     pub label: String,
     pub probability: f32,
     pub probabilities: Vec<(String, f32)>,
+    /// Longer than the model's window: labelled from its first and last
+    /// tokens (see `TextEncoder::encode_flagged`).
+    pub truncated: bool,
 }
 
 /// Label every sentence of every article.
@@ -55,10 +58,11 @@ pub fn predict_articles(ckpt: &Checkpoint, articles: &[Article], batch_size: usi
             uniq.extend(std::iter::repeat_n(n.to_string(), ss.len()));
         }
         let ctx = crate::context::contexts(&texts, &uniq, ckpt.settings.context);
-        ckpt.encoder.encode(&texts, Some(&ctx))?
+        ckpt.encoder.encode_flagged(&texts, Some(&ctx))?
     } else {
-        ckpt.encoder.encode(&texts, None)?
+        ckpt.encoder.encode_flagged(&texts, None)?
     };
+    let (encs, long) = encs;
     let logits = predict_logits(&ckpt.model, &encs, batch_size, precision, progress)?;
     let mut out = Vec::with_capacity(texts.len());
     let mut k = 0;
@@ -75,6 +79,7 @@ pub fn predict_articles(ckpt: &Checkpoint, articles: &[Article], batch_size: usi
                 label: ckpt.labels.name(best).to_string(),
                 probability: p[best],
                 probabilities: ckpt.labels.names().iter().cloned().zip(p).collect(),
+                truncated: long[k],
             });
             k += 1;
         }
@@ -110,21 +115,21 @@ pub fn render(preds: &[Prediction], format: Format, width: usize) -> String {
             .map(|p| {
                 let probs: serde_json::Map<String, serde_json::Value> = p.probabilities.iter().map(|(l, v)| (l.clone(), serde_json::json!(round4(*v)))).collect();
                 serde_json::json!({"article": p.article, "index": p.index, "start": p.start, "end": p.end, "text": p.text,
-                    "label": p.label, "probability": round4(p.probability), "probabilities": probs})
+                    "label": p.label, "probability": round4(p.probability), "probabilities": probs, "truncated": p.truncated})
                 .to_string()
                     + "\n"
             })
             .collect(),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            let mut header = vec!["article".to_string(), "index".into(), "start".into(), "end".into(), "label".into(), "probability".into()];
+            let mut header = vec!["article".to_string(), "index".into(), "start".into(), "end".into(), "label".into(), "probability".into(), "truncated".into()];
             if let Some(p) = preds.first() {
                 header.extend(p.probabilities.iter().map(|(l, _)| format!("p_{l}")));
             }
             header.push("text".into());
             let _ = w.write_record(&header);
             for p in preds {
-                let mut row = vec![p.article.clone(), p.index.to_string(), p.start.to_string(), p.end.to_string(), p.label.clone(), format!("{:.4}", p.probability)];
+                let mut row = vec![p.article.clone(), p.index.to_string(), p.start.to_string(), p.end.to_string(), p.label.clone(), format!("{:.4}", p.probability), p.truncated.to_string()];
                 row.extend(p.probabilities.iter().map(|(_, v)| format!("{v:.4}")));
                 row.push(p.text.clone());
                 let _ = w.write_record(&row);
@@ -143,7 +148,7 @@ pub fn render(preds: &[Prediction], format: Format, width: usize) -> String {
                     s += &format!("== {}\n", p.article);
                     last = Some(&p.article);
                 }
-                let text: String = if p.text.chars().count() > text_w { p.text.chars().take(text_w - 1).collect::<String>() + "…" } else { p.text.clone() };
+                let text: String = if width != usize::MAX && p.text.chars().count() > text_w { p.text.chars().take(text_w - 1).collect::<String>() + "…" } else { p.text.clone() };
                 s += &format!("{:>3}  {:<10} {:>5.2}  {}\n", p.index + 1, p.label, p.probability, text);
             }
             s

@@ -266,3 +266,53 @@ fn context_checkpoints_feed_neighbours_as_second_segment() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).lines().count(), 3);
 }
+
+#[test]
+fn table_width_follows_columns_and_wide_prints_whole_sentences() {
+    let f = Fixture::new();
+    assert!(f.train("ckpt", &[]).status.success());
+    let long = "The council approved the budget after a long and heated debate that ran past midnight and drew hundreds of residents.";
+    let art = f.write("long.txt", long.as_bytes());
+    let model = f.p("ckpt");
+    let run = |extra: &[&str], columns: &str| {
+        let mut all: Vec<&str> = vec!["predict", "--model", &model, "--format", "table", &art];
+        all.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_stance")).args(&all).env("COLUMNS", columns).output().unwrap()
+    };
+    let narrow = stdout(&run(&[], "60"));
+    let row = narrow.lines().nth(1).unwrap();
+    assert!(row.chars().count() <= 60 && row.ends_with('…'), "{row:?}");
+    let wide = stdout(&run(&["--wide"], "60"));
+    assert!(wide.contains(long), "{wide}");
+}
+
+#[test]
+fn long_sentences_keep_their_end_and_are_flagged() {
+    let f = Fixture::new();
+    assert!(f.train("ckpt", &[]).status.success());
+    // 150 words, the denial at the very end.
+    let long = format!("{} and the mayor denied it.", vec!["the council met again"; 37].join(" and"));
+    let art = f.write("long.txt", format!("{long} The plant opened in May.").as_bytes());
+    let o = stance(&["predict", "--model", &f.p("ckpt"), "--format", "jsonl", &art]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 sentence(s) longer than the model's 48-token window"), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["truncated"], true);
+    assert_eq!(rows[1]["truncated"], false);
+    // The window holds the sentence's last words.
+    let enc = stance::batch::TextEncoder::from_file(&f.dir.join("ckpt/tokenizer.json"), 48).unwrap();
+    let (e, flags) = enc.encode_flagged(&[long.as_str()], None).unwrap();
+    assert!(flags[0] && e[0].ids.len() == 48);
+    let tail = enc.tokenizer().encode("denied it.", false).unwrap();
+    let tail_ids = tail.get_ids();
+    let n = e[0].ids.len();
+    assert_eq!(&e[0].ids[n - 1 - tail_ids.len()..n - 1], tail_ids, "the end of the sentence is in the window");
+    // A 5 MB single sentence is labelled quickly, its memory bounded by the character cap.
+    let huge = "word ".repeat(1_000_000) + "denied.";
+    let big = f.write("huge.txt", huge.as_bytes());
+    let t = std::time::Instant::now();
+    let o = stance(&["predict", "--model", &f.p("ckpt"), "--format", "jsonl", &big]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+}
