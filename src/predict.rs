@@ -122,15 +122,17 @@ pub fn render(preds: &[Prediction], format: Format, width: usize) -> String {
             .collect(),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            let mut header = vec!["article".to_string(), "index".into(), "start".into(), "end".into(), "label".into(), "probability".into(), "truncated".into()];
+            let mut header = vec!["article".to_string(), "index".into(), "start".into(), "end".into(), "label".into(), "probability".into()];
             if let Some(p) = preds.first() {
                 header.extend(p.probabilities.iter().map(|(l, _)| format!("p_{l}")));
             }
+            header.push("truncated".into());
             header.push("text".into());
             let _ = w.write_record(&header);
             for p in preds {
-                let mut row = vec![p.article.clone(), p.index.to_string(), p.start.to_string(), p.end.to_string(), p.label.clone(), format!("{:.4}", p.probability), p.truncated.to_string()];
+                let mut row = vec![p.article.clone(), p.index.to_string(), p.start.to_string(), p.end.to_string(), p.label.clone(), format!("{:.4}", p.probability)];
                 row.extend(p.probabilities.iter().map(|(_, v)| format!("{v:.4}")));
+                row.push(p.truncated.to_string());
                 row.push(p.text.clone());
                 let _ = w.write_record(&row);
             }

@@ -121,7 +121,7 @@ fn shape_mismatch_fails_and_names_the_tensor() {
     cfg.intermediate_size = 48;
     std::fs::write(base.join("config.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
     let err = load_base(&base, &LabelSet::default_stance(), 64, 1, &Device::Cpu).err().unwrap().to_string();
-    assert!(err.contains("intermediate.dense.weight") && err.contains("shape"), "{err}");
+    assert!(err.contains("intermediate.dense.weight") && err.contains("intermediate_size") && err.contains("config.json"), "{err}");
 }
 
 fn examples(ckpt: &stance::checkpoint::Checkpoint) -> Vec<Example> {
