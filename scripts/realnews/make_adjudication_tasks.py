@@ -3,23 +3,13 @@
 disagree, shown inside its whole article with both labels, for an adjudicator
 who decides the final label under the guideline. Writes
 annotation/adjudicate/taskN.md (git-ignored: article text)."""
-import glob, json, os, sys
-from collections import OrderedDict
+import os, sys
+
+from annotations import read_articles, read_labels
 
 ann, n = sys.argv[1], int(sys.argv[2])
-def rd(pattern):
-    d = {}
-    for f in glob.glob(pattern):
-        for l in open(f, encoding="utf-8"):
-            if l.strip():
-                i, lab = l.rstrip("\n").split("\t")[:2]
-                d[i] = lab
-    return d
-a, b = rd(f"{ann}/passA/*.labels.tsv"), rd(f"{ann}/passB/*.labels.tsv")
-arts = OrderedDict()
-for line in open(f"{ann}/segments.jsonl", encoding="utf-8"):
-    r = json.loads(line)
-    arts.setdefault(r["id"].rsplit("#", 1)[0], []).append(r)
+a, b = read_labels(f"{ann}/passA/*.labels.tsv"), read_labels(f"{ann}/passB/*.labels.tsv")
+arts = read_articles(f"{ann}/segments.jsonl")
 todo = [k for k, rows in arts.items() if any(a[r["id"]] != b[r["id"]] for r in rows)]
 os.makedirs(f"{ann}/adjudicate", exist_ok=True)
 # Balance tasks by number of disagreements.

@@ -5,26 +5,16 @@ are selected by the words the rules are about (rejected, insisted, accused,
 sued, confessed, ...): the selection only decides what a person re-reads,
 never a label. Each is shown with its article around it. Writes
 annotation/recheck/taskN.md (git-ignored)."""
-import glob, json, os, re, sys
-from collections import OrderedDict
+import os, re, sys
+
+from annotations import read_articles, read_labels
 
 ann, n = sys.argv[1], int(sys.argv[2])
 RULE_WORDS = re.compile(r"\b(reject\w*|refus\w*|dismiss\w*|defend\w*|insist\w*|claimed responsibility|confess\w*|admit\w*|"
                         r"accus\w*|who (has|have) denied|which (he|she|they) den\w*|stands? by|editor'?s note|sued|sues|"
                         r"lawsuit|indictment|racist|sexist|motivated)\b", re.I)
-def rd(pattern):
-    d = {}
-    for f in glob.glob(pattern):
-        for l in open(f, encoding="utf-8"):
-            if l.strip():
-                i, lab = l.rstrip("\n").split("\t")[:2]
-                d[i] = lab
-    return d
-a, b = rd(f"{ann}/passA/*.labels.tsv"), rd(f"{ann}/passB/*.labels.tsv")
-arts = OrderedDict()
-for line in open(f"{ann}/segments.jsonl", encoding="utf-8"):
-    r = json.loads(line)
-    arts.setdefault(r["id"].rsplit("#", 1)[0], []).append(r)
+a, b = read_labels(f"{ann}/passA/*.labels.tsv"), read_labels(f"{ann}/passB/*.labels.tsv")
+arts = read_articles(f"{ann}/segments.jsonl")
 keys = [k for k, rows in arts.items() if any(a[r["id"]] == b[r["id"]] and RULE_WORDS.search(r["text"]) for r in rows)]
 os.makedirs(f"{ann}/recheck", exist_ok=True)
 tasks = [keys[t::n] for t in range(n)]
