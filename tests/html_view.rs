@@ -1,7 +1,7 @@
 //! `stance predict --format html` in a real browser: headless Chromium
 //! parses the page and dumps its DOM; the test checks one element per
 //! sentence carrying its label and probability, that article text with
-//! markup stays text, and saves a screenshot (target/html-view.png).
+//! markup stays text, and saves a screenshot (target/tmp/html-view.png).
 //!
 //! CI installs Debian's `chromium` and sets STANCE_REQUIRE_BROWSER=1, so
 //! there a missing browser fails instead of skipping.
@@ -72,7 +72,8 @@ fn html_view_in_a_real_browser() {
     assert_eq!(dom.matches("<nav class=\"strip\"").count(), 2);
     assert!(!dom.contains("src=\"http") && !dom.contains("href=\"http"), "external asset");
 
-    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/html-view.png");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("html-view.png");
+    let _ = std::fs::remove_file(&shot);
     let o = headless(&browser, &[&format!("--screenshot={}", shot.display()), "--window-size=1100,1400"], &page);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let png = std::fs::read(&shot).unwrap();
