@@ -169,7 +169,7 @@ mod tests {
     use super::*;
 
     fn pred(i: usize, start: usize, end: usize, text: &str, label: &str, p: f32) -> Prediction {
-        Prediction { article: "a".into(), index: i, start, end, text: text.into(), label: label.into(), probability: p, probabilities: vec![(label.into(), p)], truncated: false }
+        Prediction { article: "a".into(), index: i, start, end, text: text.into(), label: label.into(), probability: p, probabilities: vec![(label.into(), p)], truncated: false, rule: None }
     }
 
     #[test]

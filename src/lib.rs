@@ -8,6 +8,7 @@
 pub mod atomic;
 pub mod batch;
 pub mod bench;
+pub mod boilerplate;
 pub mod calibrate;
 pub mod checkpoint;
 pub mod context;

@@ -31,6 +31,9 @@ pub struct Prediction {
     /// Longer than the model's window: labelled from its first and last
     /// tokens (see `TextEncoder::encode_flagged`).
     pub truncated: bool,
+    /// Set when a rule, not the model, decided the label (`boilerplate`:
+    /// see [`crate::boilerplate`]).
+    pub rule: Option<&'static str>,
 }
 
 /// Label every sentence of every article.
@@ -68,8 +71,17 @@ pub fn predict_articles(ckpt: &Checkpoint, articles: &[Article], batch_size: usi
     let mut k = 0;
     for (a, ss) in articles.iter().zip(&spans) {
         for (i, s) in ss.iter().enumerate() {
-            let p = probabilities(&logits[k], ckpt.settings.temperature);
-            let best = argmax(&p);
+            let mut p = probabilities(&logits[k], ckpt.settings.temperature);
+            let mut best = argmax(&p);
+            let rule = match ckpt.labels.id("context") {
+                Some(c) if crate::boilerplate::is_boilerplate(&s.text) => {
+                    // The rule decides: all the probability on `context`.
+                    p.iter_mut().enumerate().for_each(|(j, v)| *v = if j == c { 1.0 } else { 0.0 });
+                    best = c;
+                    Some("boilerplate")
+                }
+                _ => None,
+            };
             out.push(Prediction {
                 article: a.name.clone(),
                 index: i,
@@ -80,6 +92,7 @@ pub fn predict_articles(ckpt: &Checkpoint, articles: &[Article], batch_size: usi
                 probability: p[best],
                 probabilities: ckpt.labels.names().iter().cloned().zip(p).collect(),
                 truncated: long[k],
+                rule,
             });
             k += 1;
         }
@@ -115,7 +128,7 @@ pub fn render(preds: &[Prediction], format: Format, width: usize) -> String {
             .map(|p| {
                 let probs: serde_json::Map<String, serde_json::Value> = p.probabilities.iter().map(|(l, v)| (l.clone(), serde_json::json!(round4(*v)))).collect();
                 serde_json::json!({"article": p.article, "index": p.index, "start": p.start, "end": p.end, "text": p.text,
-                    "label": p.label, "probability": round4(p.probability), "probabilities": probs, "truncated": p.truncated})
+                    "label": p.label, "probability": round4(p.probability), "probabilities": probs, "truncated": p.truncated, "rule": p.rule})
                 .to_string()
                     + "\n"
             })
@@ -150,7 +163,9 @@ pub fn render(preds: &[Prediction], format: Format, width: usize) -> String {
                     s += &format!("== {}\n", p.article);
                     last = Some(&p.article);
                 }
-                let text: String = if width != usize::MAX && p.text.chars().count() > text_w { p.text.chars().take(text_w - 1).collect::<String>() + "…" } else { p.text.clone() };
+                // One row per sentence: line breaks inside a sentence print as spaces.
+                let flat: String = p.text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+                let text: String = if width != usize::MAX && flat.chars().count() > text_w { flat.chars().take(text_w - 1).collect::<String>() + "…" } else { flat };
                 s += &format!("{:>3}  {:<10} {:>5.2}  {}\n", p.index + 1, p.label, p.probability, text);
             }
             s

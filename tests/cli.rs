@@ -316,3 +316,21 @@ fn long_sentences_keep_their_end_and_are_flagged() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
 }
+
+#[test]
+fn bylines_and_credits_are_context_by_rule() {
+    let f = Fixture::new();
+    assert!(f.train("ckpt", &[]).status.success());
+    let art = f.write("wire.txt", b"Mayor denies report\nBy Ellen Marsh\nThe mayor denied the report.\n(Reporting by Jan Strupczewski; Editing by Alison Williams)\n");
+    let o = stance(&["predict", "--model", &f.p("ckpt"), "--format", "jsonl", &art]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for i in [1, 3] {
+        assert_eq!(rows[i]["label"], "context", "{}", rows[i]);
+        assert_eq!(rows[i]["rule"], "boilerplate", "{}", rows[i]);
+    }
+    assert!(rows[2]["rule"].is_null());
+    let table = stdout(&stance(&["predict", "--model", &f.p("ckpt"), "--format", "table", &art]));
+    assert_eq!(table.lines().count(), 5, "one row per sentence: {table}");
+}
