@@ -27,7 +27,10 @@ pub const MARKER: &str = ".stance-checkpoint";
 const TAGS: &[&str] = &["tmp", "partial", "old"];
 
 fn sibling(path: &Path, tag: &str) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
 }
 
@@ -43,24 +46,36 @@ fn alive(pid: i32) -> bool {
 /// directory is removed only when it carries the marker or is empty, so a
 /// look-alike that stance did not make survives.
 pub fn clean_leftovers(path: &Path) {
-    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { return };
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let Ok(entries) = std::fs::read_dir(&parent) else { return };
+    let Ok(entries) = std::fs::read_dir(&parent) else {
+        return;
+    };
     for e in entries.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = file.strip_prefix(&format!(".{name}.")) else { continue };
-        let Some((tag, pid)) = rest.split_once('-') else { continue };
-        let Ok(pid) = pid.parse::<i32>() else { continue };
+        let Some(rest) = file.strip_prefix(&format!(".{name}.")) else {
+            continue;
+        };
+        let Some((tag, pid)) = rest.split_once('-') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
         if !TAGS.contains(&tag) || pid <= 0 || alive(pid) {
             continue;
         }
         let p = e.path();
         match std::fs::symlink_metadata(&p) {
             Ok(m) if m.is_dir() => {
-                let empty = std::fs::read_dir(&p).map(|mut d| d.next().is_none()).unwrap_or(false);
+                let empty = std::fs::read_dir(&p)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false);
                 if empty || p.join(MARKER).is_file() {
                     let _ = std::fs::remove_dir_all(&p);
                 }
@@ -80,39 +95,33 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Ok(m) = std::fs::metadata(path) {
         let t = m.file_type();
         if t.is_fifo() || t.is_char_device() || t.is_block_device() || t.is_socket() {
-            let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
-            return f.write_all(bytes).and_then(|_| f.flush()).map_err(|e| Error::io(path, e));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            return f
+                .write_all(bytes)
+                .and_then(|_| f.flush())
+                .map_err(|e| Error::io(path, e));
         }
         if t.is_dir() {
             return Err(Error::file(path, "is a directory; give a file path"));
         }
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
-    clean_leftovers(path);
-    let tmp = sibling(path, "tmp");
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
-        if let Ok(old) = std::fs::metadata(path) {
-            std::fs::set_permissions(&tmp, old.permissions()).map_err(|e| Error::io(&tmp, e))?;
-        }
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    write_files(&[(path.clone(), bytes)])
 }
 
 /// Write several files as one commit: every temporary is written first (the
 /// step that fails on a full disk or a bad path), and only when all of them
 /// are complete are they renamed into place. A failure leaves every target
 /// as it was.
-pub fn write_files(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+pub fn write_files<B: AsRef<[u8]>>(files: &[(PathBuf, B)]) -> Result<()> {
     let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let cleanup = |staged: &[(PathBuf, PathBuf)]| staged.iter().for_each(|(t, _)| drop(std::fs::remove_file(t)));
+    let cleanup = |staged: &[(PathBuf, PathBuf)]| {
+        staged
+            .iter()
+            .for_each(|(t, _)| drop(std::fs::remove_file(t)))
+    };
     for (path, bytes) in files {
         let path = resolve_link(path)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -120,7 +129,8 @@ pub fn write_files(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
         }
         clean_leftovers(&path);
         let tmp = sibling(&path, "tmp");
-        let r = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()));
+        let r = std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(bytes.as_ref()).and_then(|_| f.sync_all()));
         staged.push((tmp.clone(), path.clone()));
         if let Err(e) = r {
             cleanup(&staged);
@@ -143,7 +153,12 @@ pub fn write_files(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
 /// paths unchanged.
 fn resolve_link(path: &Path) -> Result<PathBuf> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).map_err(|e| Error::file(path, format!("is a symlink whose target cannot be resolved ({e})"))),
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).map_err(|e| {
+            Error::file(
+                path,
+                format!("is a symlink whose target cannot be resolved ({e})"),
+            )
+        }),
         _ => Ok(path.to_path_buf()),
     }
 }
@@ -158,19 +173,28 @@ pub struct DirLock {
 
 impl DirLock {
     pub fn acquire(dir: &Path) -> Result<DirLock> {
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| Error::file(dir, "has no file name to write to"))?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::file(dir, "has no file name to write to"))?;
         let path = dir.with_file_name(format!(".{name}.lock"));
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     let _ = write!(f, "{}", std::process::id());
                     return Ok(DirLock { path, owned: true });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let pid = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i32>().ok());
+                    let pid = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<i32>().ok());
                     match pid {
                         // This process holds it already (a run locks its output at the start, the save again).
                         Some(p) if p as u32 == std::process::id() => return Ok(DirLock { path, owned: false }),
@@ -186,7 +210,10 @@ impl DirLock {
                 Err(e) => return Err(Error::io(&path, e)),
             }
         }
-        Err(Error::file(dir, format!("cannot take the lock {}", path.display())))
+        Err(Error::file(
+            dir,
+            format!("cannot take the lock {}", path.display()),
+        ))
     }
 }
 
@@ -202,10 +229,20 @@ impl Drop for DirLock {
 /// where the file system cannot.
 fn exchange(a: &Path, b: &Path) -> Result<bool> {
     use std::os::unix::ffi::OsStrExt;
-    let ca = std::ffi::CString::new(a.as_os_str().as_bytes()).map_err(|_| Error::file(a, "path contains a NUL byte"))?;
-    let cb = std::ffi::CString::new(b.as_os_str().as_bytes()).map_err(|_| Error::file(b, "path contains a NUL byte"))?;
+    let ca = std::ffi::CString::new(a.as_os_str().as_bytes())
+        .map_err(|_| Error::file(a, "path contains a NUL byte"))?;
+    let cb = std::ffi::CString::new(b.as_os_str().as_bytes())
+        .map_err(|_| Error::file(b, "path contains a NUL byte"))?;
     // SAFETY: two valid C strings; renameat2 reads them only.
-    let r = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
     if r == 0 {
         return Ok(true);
     }
@@ -229,7 +266,10 @@ pub fn write_dir(dir: &Path, kind: &str, fill: impl FnOnce(&Path) -> Result<()>)
     let tmp = sibling(dir, "partial");
     std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let marker = serde_json::json!({"written_by": format!("stance {}", env!("CARGO_PKG_VERSION")), "kind": kind});
-    let result = std::fs::write(tmp.join(MARKER), marker.to_string() + "\n").map_err(|e| Error::io(tmp.join(MARKER), e)).and_then(|_| fill(&tmp)).and_then(|_| uniform_modes(&tmp));
+    let result = std::fs::write(tmp.join(MARKER), marker.to_string() + "\n")
+        .map_err(|e| Error::io(tmp.join(MARKER), e))
+        .and_then(|_| fill(&tmp))
+        .and_then(|_| uniform_modes(&tmp));
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
@@ -262,11 +302,19 @@ pub fn write_dir(dir: &Path, kind: &str, fill: impl FnOnce(&Path) -> Result<()>)
 /// Give every file in `dir` the mode the marker got from the umask, so
 /// weights written by a library that creates files 0600 match the rest.
 fn uniform_modes(dir: &Path) -> Result<()> {
-    let mode = std::fs::metadata(dir.join(MARKER)).map_err(|e| Error::io(dir.join(MARKER), e))?.permissions().mode() & 0o777;
-    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.flatten() {
+    let mode = std::fs::metadata(dir.join(MARKER))
+        .map_err(|e| Error::io(dir.join(MARKER), e))?
+        .permissions()
+        .mode()
+        & 0o777;
+    for e in std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+    {
         let p = e.path();
         if p.is_file() {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(&p, e))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io(&p, e))?;
         }
     }
     Ok(())
@@ -287,7 +335,10 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(std::fs::read(d.join("a")).unwrap(), b"1");
-        let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         write_dir(&d, "test", |p| write_file(&p.join("b"), b"3")).unwrap();
         assert!(!d.join("a").exists());
@@ -312,7 +363,10 @@ mod tests {
         std::fs::write(&live, "x").unwrap();
         clean_leftovers(&d);
         assert!(!dead.exists() && !dead_file.exists());
-        assert!(not_ours.join("notes.txt").exists(), "a directory without the marker is not ours");
+        assert!(
+            not_ours.join("notes.txt").exists(),
+            "a directory without the marker is not ours"
+        );
         assert!(live.exists(), "a live process's temporary stays");
     }
 
@@ -343,15 +397,24 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
         write_file(&f, b"new").unwrap();
         assert_eq!(std::fs::read(&f).unwrap(), b"new");
-        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
         // A symlink is followed: the target changes, the link stays a link.
         let link = t.path().join("link.txt");
         std::os::unix::fs::symlink(&f, &link).unwrap();
         write_file(&link, b"via link").unwrap();
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(std::fs::read(&f).unwrap(), b"via link");
         // /dev/null stays a device.
         write_file(Path::new("/dev/null"), b"x").unwrap();
-        assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
     }
 }

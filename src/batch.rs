@@ -65,23 +65,44 @@ fn cap_chars(text: &str, keep: usize) -> std::borrow::Cow<'_, str> {
 
 impl TextEncoder {
     pub fn from_file(path: &Path, max_len: usize) -> Result<Self> {
-        let tokenizer = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer { path: path.into(), message: e.to_string() })?;
+        let tokenizer = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         Self::new(tokenizer, max_len, path)
     }
 
     pub fn new(mut tokenizer: Tokenizer, max_len: usize, path: &Path) -> Result<Self> {
         if max_len < 8 {
-            return Err(Error::Invalid(format!("--max-len {max_len} is too small (minimum 8)")));
+            return Err(Error::Invalid(format!(
+                "--max-len {max_len} is too small (minimum 8)"
+            )));
         }
         let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
         let mut full = tokenizer.clone();
-        full.with_truncation(None).map_err(|e| Error::Tokenizer { path: path.into(), message: e.to_string() })?;
+        full.with_truncation(None).map_err(|e| Error::Tokenizer {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         full.with_padding(None);
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: max_len, strategy: TruncationStrategy::LongestFirst, ..Default::default() }))
-            .map_err(|e| Error::Tokenizer { path: path.into(), message: e.to_string() })?;
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                strategy: TruncationStrategy::LongestFirst,
+                ..Default::default()
+            }))
+            .map_err(|e| Error::Tokenizer {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
         tokenizer.with_padding(None);
-        Ok(TextEncoder { tokenizer, full, max_len, pad_id, path: path.into() })
+        Ok(TextEncoder {
+            tokenizer,
+            full,
+            max_len,
+            pad_id,
+            path: path.into(),
+        })
     }
 
     pub fn pad_id(&self) -> u32 {
@@ -103,31 +124,60 @@ impl TextEncoder {
     /// often comes last: "..., which the ministry denied"): it is fed as its
     /// first and last tokens, half the window each, without context, and
     /// flagged. A context that does not fit is shortened first.
-    pub fn encode_flagged(&self, texts: &[&str], contexts: Option<&[String]>) -> Result<(Vec<Encoded>, Vec<bool>)> {
+    pub fn encode_flagged(
+        &self,
+        texts: &[&str],
+        contexts: Option<&[String]>,
+    ) -> Result<(Vec<Encoded>, Vec<bool>)> {
         let keep = self.max_len * CHARS_PER_TOKEN_CAP;
         let capped: Vec<std::borrow::Cow<str>> = texts.iter().map(|t| cap_chars(t, keep)).collect();
         let inputs: Vec<EncodeInput> = match contexts {
-            None => capped.iter().map(|t| EncodeInput::Single(t.as_ref().into())).collect(),
-            Some(c) => capped.iter().zip(c).map(|(t, c)| EncodeInput::Dual(t.as_ref().into(), cap_chars(c, keep).into_owned().into())).collect(),
+            None => capped
+                .iter()
+                .map(|t| EncodeInput::Single(t.as_ref().into()))
+                .collect(),
+            Some(c) => capped
+                .iter()
+                .zip(c)
+                .map(|(t, c)| {
+                    EncodeInput::Dual(t.as_ref().into(), cap_chars(c, keep).into_owned().into())
+                })
+                .collect(),
         };
-        let err = |e: tokenizers::Error| Error::Tokenizer { path: self.path.clone(), message: e.to_string() };
+        let err = |e: tokenizers::Error| Error::Tokenizer {
+            path: self.path.clone(),
+            message: e.to_string(),
+        };
         let out = self.tokenizer.encode_batch(inputs, true).map_err(err)?;
         let mut encs = Vec::with_capacity(out.len());
         let mut long = Vec::with_capacity(out.len());
         for (e, text) in out.into_iter().zip(&capped) {
-            let mut enc = Encoded { ids: e.get_ids().to_vec(), type_ids: e.get_type_ids().to_vec() };
+            let mut enc = Encoded {
+                ids: e.get_ids().to_vec(),
+                type_ids: e.get_type_ids().to_vec(),
+            };
             let mut cut = false;
-            if !e.get_overflowing().is_empty() || text.len() != texts[encs.len()].len() {
+            let char_capped = matches!(text, std::borrow::Cow::Owned(_));
+            if !e.get_overflowing().is_empty() || char_capped {
                 // Truncated somewhere: did the sentence itself not fit?
                 let whole = self.full.encode(text.as_ref(), true).map_err(err)?;
                 let ids = whole.get_ids();
-                let room = if contexts.is_some() { self.max_len.saturating_sub(3) } else { self.max_len };
-                if ids.len() > room || text.len() != texts[encs.len()].len() {
+                let room = if contexts.is_some() {
+                    self.max_len.saturating_sub(3)
+                } else {
+                    self.max_len
+                };
+                if ids.len() > room || char_capped {
                     let head = self.max_len / 2;
                     let tail = self.max_len - head;
                     let mut window: Vec<u32> = ids[..head.min(ids.len())].to_vec();
-                    window.extend_from_slice(&ids[ids.len().saturating_sub(tail).max(head.min(ids.len()))..]);
-                    enc = Encoded { type_ids: vec![0; window.len()], ids: window };
+                    window.extend_from_slice(
+                        &ids[ids.len().saturating_sub(tail).max(head.min(ids.len()))..],
+                    );
+                    enc = Encoded {
+                        type_ids: vec![0; window.len()],
+                        ids: window,
+                    };
                     cut = true;
                 }
             }
@@ -143,12 +193,22 @@ impl TextEncoder {
     }
 
     /// Pad `items` to their longest member and build tensors.
-    pub fn batch(&self, items: &[&Encoded], labels: Option<&[u32]>, device: &Device) -> Result<Batch> {
+    pub fn batch(
+        &self,
+        items: &[&Encoded],
+        labels: Option<&[u32]>,
+        device: &Device,
+    ) -> Result<Batch> {
         make_batch(items, labels, self.pad_id, device)
     }
 }
 
-pub fn make_batch(items: &[&Encoded], labels: Option<&[u32]>, pad_id: u32, device: &Device) -> Result<Batch> {
+pub fn make_batch(
+    items: &[&Encoded],
+    labels: Option<&[u32]>,
+    pad_id: u32,
+    device: &Device,
+) -> Result<Batch> {
     let b = items.len();
     if b == 0 {
         return Err(Error::Invalid("empty batch".into()));
@@ -168,11 +228,16 @@ pub fn make_batch(items: &[&Encoded], labels: Option<&[u32]>, pad_id: u32, devic
         ids: Tensor::from_vec(ids, (b, t), device)?,
         type_ids: Tensor::from_vec(types, (b, t), device)?,
         mask: Tensor::from_vec(mask, (b, t), device)?,
-        labels: labels.map(|l| Tensor::from_vec(l.to_vec(), b, device)).transpose()?,
+        labels: labels
+            .map(|l| Tensor::from_vec(l.to_vec(), b, device))
+            .transpose()?,
         len: b,
         packed: Packed {
             ids: items.iter().flat_map(|e| e.ids.iter().copied()).collect(),
-            type_ids: items.iter().flat_map(|e| e.type_ids.iter().copied()).collect(),
+            type_ids: items
+                .iter()
+                .flat_map(|e| e.type_ids.iter().copied())
+                .collect(),
             lengths: items.iter().map(|e| e.ids.len()).collect(),
             labels: labels.map(|l| l.to_vec()),
         },
@@ -184,16 +249,28 @@ pub fn make_batch(items: &[&Encoded], labels: Option<&[u32]>, pad_id: u32, devic
 pub fn length_buckets(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&i| (lengths[i], i));
-    order.chunks(batch_size.max(1)).map(|c| c.to_vec()).collect()
+    order
+        .chunks(batch_size.max(1))
+        .map(|c| c.to_vec())
+        .collect()
 }
 
 /// A BERT WordPiece `tokenizer.json` built from a `vocab.txt`, for
 /// checkpoints that ship no `tokenizer.json`.
 pub fn tokenizer_from_vocab(vocab_path: &Path, lowercase: bool) -> Result<Tokenizer> {
     let text = std::fs::read_to_string(vocab_path).map_err(|e| Error::io(vocab_path, e))?;
-    let vocab: serde_json::Map<String, serde_json::Value> =
-        text.lines().enumerate().filter(|(_, l)| !l.is_empty()).map(|(i, l)| (l.to_string(), serde_json::json!(i))).collect();
-    let id = |tok: &str| vocab.get(tok).and_then(|v| v.as_u64()).ok_or_else(|| Error::file(vocab_path, format!("vocabulary has no {tok} token")));
+    let vocab: serde_json::Map<String, serde_json::Value> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| (l.to_string(), serde_json::json!(i)))
+        .collect();
+    let id = |tok: &str| {
+        vocab
+            .get(tok)
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| Error::file(vocab_path, format!("vocabulary has no {tok} token")))
+    };
     let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
     id("[UNK]")?;
     let added: Vec<serde_json::Value> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -213,7 +290,12 @@ pub fn tokenizer_from_vocab(vocab_path: &Path, lowercase: bool) -> Result<Tokeni
         "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
         "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vocab}
     });
-    json.to_string().parse::<Tokenizer>().map_err(|e| Error::Tokenizer { path: vocab_path.into(), message: e.to_string() })
+    json.to_string()
+        .parse::<Tokenizer>()
+        .map_err(|e| Error::Tokenizer {
+            path: vocab_path.into(),
+            message: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -222,13 +304,36 @@ mod tests {
 
     #[test]
     fn padding_and_buckets() {
-        let a = Encoded { ids: vec![1, 5, 2], type_ids: vec![0, 0, 0] };
-        let b = Encoded { ids: vec![1, 2], type_ids: vec![0, 0] };
+        let a = Encoded {
+            ids: vec![1, 5, 2],
+            type_ids: vec![0, 0, 0],
+        };
+        let b = Encoded {
+            ids: vec![1, 2],
+            type_ids: vec![0, 0],
+        };
         let batch = make_batch(&[&a, &b], Some(&[3, 1]), 0, &Device::Cpu).unwrap();
-        assert_eq!(batch.ids.to_vec2::<u32>().unwrap(), vec![vec![1, 5, 2], vec![1, 2, 0]]);
-        assert_eq!(batch.mask.to_vec2::<u32>().unwrap(), vec![vec![1, 1, 1], vec![1, 1, 0]]);
+        assert_eq!(
+            batch.ids.to_vec2::<u32>().unwrap(),
+            vec![vec![1, 5, 2], vec![1, 2, 0]]
+        );
+        assert_eq!(
+            batch.mask.to_vec2::<u32>().unwrap(),
+            vec![vec![1, 1, 1], vec![1, 1, 0]]
+        );
         assert_eq!(batch.labels.unwrap().to_vec1::<u32>().unwrap(), vec![3, 1]);
-        assert_eq!(batch.packed, Packed { ids: vec![1, 5, 2, 1, 2], type_ids: vec![0; 5], lengths: vec![3, 2], labels: Some(vec![3, 1]) });
-        assert_eq!(length_buckets(&[5, 1, 3, 2, 4], 2), vec![vec![1, 3], vec![2, 4], vec![0]]);
+        assert_eq!(
+            batch.packed,
+            Packed {
+                ids: vec![1, 5, 2, 1, 2],
+                type_ids: vec![0; 5],
+                lengths: vec![3, 2],
+                labels: Some(vec![3, 1])
+            }
+        );
+        assert_eq!(
+            length_buckets(&[5, 1, 3, 2, 4], 2),
+            vec![vec![1, 3], vec![2, 4], vec![0]]
+        );
     }
 }

@@ -52,7 +52,11 @@ pub struct BenchResult {
 
 /// A fine-tuned checkpoint, or a base encoder with a fresh 4-label head.
 fn open(dir: &std::path::Path, max_len: usize) -> Result<Checkpoint> {
-    if dir.join("config.json").is_file() && std::fs::read_to_string(dir.join("config.json")).unwrap_or_default().contains("id2label") {
+    if dir.join("config.json").is_file()
+        && std::fs::read_to_string(dir.join("config.json"))
+            .unwrap_or_default()
+            .contains("id2label")
+    {
         let mut c = load(dir, &Device::Cpu)?;
         c.encoder = crate::batch::TextEncoder::new(c.encoder.tokenizer().clone(), max_len, dir)?;
         Ok(c)
@@ -61,7 +65,12 @@ fn open(dir: &std::path::Path, max_len: usize) -> Result<Checkpoint> {
     }
 }
 
-fn batches(ckpt: &Checkpoint, texts: &[String], batch_size: usize, labels: bool) -> Result<Vec<Batch>> {
+fn batches(
+    ckpt: &Checkpoint,
+    texts: &[String],
+    batch_size: usize,
+    labels: bool,
+) -> Result<Vec<Batch>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let encs = ckpt.encoder.encode(&refs, None)?;
     let k = ckpt.labels.len() as u32;
@@ -69,8 +78,15 @@ fn batches(ckpt: &Checkpoint, texts: &[String], batch_size: usize, labels: bool)
         .enumerate()
         .map(|(bi, chunk)| {
             let items: Vec<&Encoded> = chunk.iter().collect();
-            let ys: Vec<u32> = (0..chunk.len()).map(|i| ((bi * batch_size + i) as u32) % k).collect();
-            make_batch(&items, labels.then_some(&ys[..]), ckpt.encoder.pad_id(), &Device::Cpu)
+            let ys: Vec<u32> = (0..chunk.len())
+                .map(|i| ((bi * batch_size + i) as u32) % k)
+                .collect();
+            make_batch(
+                &items,
+                labels.then_some(&ys[..]),
+                ckpt.encoder.pad_id(),
+                &Device::Cpu,
+            )
         })
         .collect()
 }
@@ -79,7 +95,12 @@ fn batches(ckpt: &Checkpoint, texts: &[String], batch_size: usize, labels: bool)
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
@@ -98,7 +119,9 @@ fn median(xs: &[f64]) -> f64 {
 
 pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
     if cfg.texts.is_empty() || cfg.reps == 0 || cfg.batch_size == 0 {
-        return Err(Error::Invalid("bench needs sentences, --reps > 0 and --batch-size > 0".into()));
+        return Err(Error::Invalid(
+            "bench needs sentences, --reps > 0 and --batch-size > 0".into(),
+        ));
     }
     let mut ckpt = open(&cfg.model, cfg.max_len)?;
     let mut reps = Vec::new();
@@ -108,7 +131,10 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
             // packed without padding by the engine.
             let refs: Vec<&str> = cfg.texts.iter().map(String::as_str).collect();
             let encs = ckpt.encoder.encode(&refs, None)?;
-            let chunks: Vec<Vec<&Encoded>> = encs.chunks(cfg.batch_size).map(|c| c.iter().collect()).collect();
+            let chunks: Vec<Vec<&Encoded>> = encs
+                .chunks(cfg.batch_size)
+                .map(|c| c.iter().collect())
+                .collect();
             let engine = Engine::new(&ckpt.model, cfg.precision)?;
             // One untimed pass warms caches and allocators, as in the reference.
             engine.logits(&chunks[0])?;
@@ -122,7 +148,11 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
         }
         BenchMode::TrainFull | BenchMode::TrainLora => {
             if cfg.mode == BenchMode::TrainLora {
-                ckpt.model.add_lora(&crate::model::LoraConfig { r: 8, alpha: 16.0, targets: vec!["query".into(), "value".into()] })?;
+                ckpt.model.add_lora(&crate::model::LoraConfig {
+                    r: 8,
+                    alpha: 16.0,
+                    targets: vec!["query".into(), "value".into()],
+                })?;
             } else {
                 ckpt.model.set_trainable_layers(None);
             }
@@ -142,12 +172,26 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
             }
         }
     }
-    Ok(BenchResult { tool: "stance", mode: cfg.mode, batch_size: cfg.batch_size, max_len: cfg.max_len, sentences_per_second: median(&reps), reps, precision: cfg.precision, peak_rss_mb: peak_rss_mb() })
+    Ok(BenchResult {
+        tool: "stance",
+        mode: cfg.mode,
+        batch_size: cfg.batch_size,
+        max_len: cfg.max_len,
+        sentences_per_second: median(&reps),
+        reps,
+        precision: cfg.precision,
+        peak_rss_mb: peak_rss_mb(),
+    })
 }
 
 /// Logits of the inference engine for `texts`, for checking against
 /// another implementation.
-pub fn logits(model_dir: &std::path::Path, texts: &[String], max_len: usize, precision: Precision) -> Result<Vec<Vec<f32>>> {
+pub fn logits(
+    model_dir: &std::path::Path,
+    texts: &[String],
+    max_len: usize,
+    precision: Precision,
+) -> Result<Vec<Vec<f32>>> {
     let ckpt = open(model_dir, max_len)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let encs = ckpt.encoder.encode(&refs, None)?;

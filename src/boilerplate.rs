@@ -45,15 +45,27 @@ mod tests {
 
     #[test]
     fn recognises_the_forms_and_nothing_else() {
-        for s in ["By Ellen Marsh", "By Ellen Marsh and Tom Lee", "By ELLEN MARSH, Reuters", "WASHINGTON (Reuters) -", "LONDON, Jan 5 (AP) —",
-            "(Reporting by Jan Strupczewski; Editing by Alison Williams)", "FOR IMMEDIATE RELEASE", "Advertisement", "Read more: the full report",
-            "Photo: Getty Images"]
-        {
+        for s in [
+            "By Ellen Marsh",
+            "By Ellen Marsh and Tom Lee",
+            "By ELLEN MARSH, Reuters",
+            "WASHINGTON (Reuters) -",
+            "LONDON, Jan 5 (AP) —",
+            "(Reporting by Jan Strupczewski; Editing by Alison Williams)",
+            "FOR IMMEDIATE RELEASE",
+            "Advertisement",
+            "Read more: the full report",
+            "Photo: Getty Images",
+        ] {
             assert!(is_boilerplate(s), "{s}");
         }
-        for s in ["By Monday the mayor had denied the report.", "Iran denies hacking claims", "The mayor denied the report.",
-            "BREAKING NEWS: THE MAYOR RESIGNED AFTER THE REPORT", "Subscribers were told the claims were false, the company said."]
-        {
+        for s in [
+            "By Monday the mayor had denied the report.",
+            "Iran denies hacking claims",
+            "The mayor denied the report.",
+            "BREAKING NEWS: THE MAYOR RESIGNED AFTER THE REPORT",
+            "Subscribers were told the claims were false, the company said.",
+        ] {
             assert!(!is_boilerplate(s), "{s}");
         }
     }

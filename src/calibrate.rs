@@ -7,7 +7,12 @@ use crate::infer::probabilities;
 /// Mean negative log-likelihood of `gold` under softmax(logits / t).
 pub fn nll(logits: &[Vec<f32>], gold: &[usize], t: f32) -> f64 {
     let n = logits.len().max(1) as f64;
-    logits.iter().zip(gold).map(|(l, &g)| -(probabilities(l, t)[g].max(1e-12) as f64).ln()).sum::<f64>() / n
+    logits
+        .iter()
+        .zip(gold)
+        .map(|(l, &g)| -(probabilities(l, t)[g].max(1e-12) as f64).ln())
+        .sum::<f64>()
+        / n
 }
 
 /// The temperature in [0.05, 20] minimising dev NLL (golden-section search

@@ -95,13 +95,22 @@ impl StanceSettings {
     /// Values a corrupt or hostile config could carry, refused by key.
     pub fn validate(&self, config: &BertConfig) -> std::result::Result<(), String> {
         if !(self.temperature.is_finite() && self.temperature > 0.0 && self.temperature < 1000.0) {
-            return Err(format!("stance.temperature {} must be a positive number", self.temperature));
+            return Err(format!(
+                "stance.temperature {} must be a positive number",
+                self.temperature
+            ));
         }
         if self.max_len < 4 || self.max_len > config.max_position_embeddings {
-            return Err(format!("stance.max_len {} must be in 4..={} (max_position_embeddings)", self.max_len, config.max_position_embeddings));
+            return Err(format!(
+                "stance.max_len {} must be in 4..={} (max_position_embeddings)",
+                self.max_len, config.max_position_embeddings
+            ));
         }
         if self.context > 16 {
-            return Err(format!("stance.context {} is more than 16 sentences on each side", self.context));
+            return Err(format!(
+                "stance.context {} is more than 16 sentences on each side",
+                self.context
+            ));
         }
         Ok(())
     }
@@ -109,7 +118,12 @@ impl StanceSettings {
 
 impl Default for StanceSettings {
     fn default() -> Self {
-        StanceSettings { max_len: 128, context: 0, temperature: 1.0, base: None }
+        StanceSettings {
+            max_len: 128,
+            context: 0,
+            temperature: 1.0,
+            base: None,
+        }
     }
 }
 
@@ -137,11 +151,17 @@ fn require(dir: &Path, name: &str) -> Result<PathBuf> {
 pub fn tokenizer_path_or_build(dir: &Path) -> Result<tokenizers::Tokenizer> {
     let tj = dir.join("tokenizer.json");
     if tj.is_file() {
-        return tokenizers::Tokenizer::from_file(&tj).map_err(|e| Error::Tokenizer { path: tj, message: e.to_string() });
+        return tokenizers::Tokenizer::from_file(&tj).map_err(|e| Error::Tokenizer {
+            path: tj,
+            message: e.to_string(),
+        });
     }
     let vocab = dir.join("vocab.txt");
     if !vocab.is_file() {
-        return Err(Error::model(dir, "missing tokenizer.json (and no vocab.txt to build one from)"));
+        return Err(Error::model(
+            dir,
+            "missing tokenizer.json (and no vocab.txt to build one from)",
+        ));
     }
     let lower = std::fs::read_to_string(dir.join("tokenizer_config.json"))
         .ok()
@@ -154,7 +174,13 @@ pub fn tokenizer_path_or_build(dir: &Path) -> Result<tokenizers::Tokenizer> {
 /// Build a classifier over `labels` from a pretrained encoder directory
 /// (`config.json`, `model.safetensors`, tokenizer). The classifier head, and
 /// anything else the file lacks, stays freshly initialised (see the report).
-pub fn load_base(dir: &Path, labels: &LabelSet, max_len: usize, seed: u64, device: &Device) -> Result<Checkpoint> {
+pub fn load_base(
+    dir: &Path,
+    labels: &LabelSet,
+    max_len: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<Checkpoint> {
     let config_path = require(dir, "config.json")?;
     let config = BertConfig::from_file(&config_path)?;
     let weights = weights_file(dir)?;
@@ -162,13 +188,38 @@ pub fn load_base(dir: &Path, labels: &LabelSet, max_len: usize, seed: u64, devic
     let mut model = BertClassifier::new_for_loading(&config, labels.len(), seed, device)?;
     let load_report = model.load_weights(&weights)?;
     model.params.draw_pending()?;
-    model.params.check_finite().map_err(|name| Error::model(dir, format!("weight {name} holds NaN or infinite values; the base is corrupt")))?;
+    model.params.check_finite().map_err(|name| {
+        Error::model(
+            dir,
+            format!("weight {name} holds NaN or infinite values; the base is corrupt"),
+        )
+    })?;
     if load_report.loaded.is_empty() {
-        return Err(Error::model(dir, format!("{} holds none of the encoder's tensors: not a BERT checkpoint?", weights.display())));
+        return Err(Error::model(
+            dir,
+            format!(
+                "{} holds none of the encoder's tensors: not a BERT checkpoint?",
+                weights.display()
+            ),
+        ));
     }
-    let encoder = TextEncoder::new(tokenizer_path_or_build(dir)?, max_len.min(config.max_position_embeddings), &dir.join("tokenizer.json"))?;
-    let settings = StanceSettings { max_len, ..Default::default() };
-    Ok(Checkpoint { dir: dir.into(), model, encoder, labels: labels.clone(), settings, load_report })
+    let encoder = TextEncoder::new(
+        tokenizer_path_or_build(dir)?,
+        max_len.min(config.max_position_embeddings),
+        &dir.join("tokenizer.json"),
+    )?;
+    let settings = StanceSettings {
+        max_len,
+        ..Default::default()
+    };
+    Ok(Checkpoint {
+        dir: dir.into(),
+        model,
+        encoder,
+        labels: labels.clone(),
+        settings,
+        load_report,
+    })
 }
 
 fn weights_file(dir: &Path) -> Result<PathBuf> {
@@ -189,20 +240,40 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
     }
     let config_path = require(dir, "config.json")?;
     let config = BertConfig::from_file(&config_path)?;
-    let labels = config.labels().ok_or_else(|| Error::model(dir, "config.json has no id2label: not a classification checkpoint"))??;
+    let labels = config.labels().ok_or_else(|| {
+        Error::model(
+            dir,
+            "config.json has no id2label: not a classification checkpoint",
+        )
+    })??;
     let settings: StanceSettings = match config.extra.get("stance") {
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::file(&config_path, format!("bad \"stance\" settings: {e}")))?,
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| Error::file(&config_path, format!("bad \"stance\" settings: {e}")))?,
         None => StanceSettings::default(),
     };
-    settings.validate(&config).map_err(|m| Error::file(&config_path, m))?;
+    settings
+        .validate(&config)
+        .map_err(|m| Error::file(&config_path, m))?;
     // Sizes against the tensors on disk before anything is allocated: the
     // base's file for a delta checkpoint, the checkpoint's own otherwise.
-    let base_dir = settings.base.as_ref().map(|b| find_base(dir, b)).transpose()?;
+    let base_dir = settings
+        .base
+        .as_ref()
+        .map(|b| find_base(dir, b))
+        .transpose()?;
     if let Some(b) = &base_dir {
-        crate::model::preflight::check_against_weights(&config, &config_path, &b.join("model.safetensors"))?;
+        crate::model::preflight::check_against_weights(
+            &config,
+            &config_path,
+            &b.join("model.safetensors"),
+        )?;
     }
     if dir.join("model.safetensors").is_file() {
-        crate::model::preflight::check_against_weights(&config, &config_path, &dir.join("model.safetensors"))?;
+        crate::model::preflight::check_against_weights(
+            &config,
+            &config_path,
+            &dir.join("model.safetensors"),
+        )?;
     }
     let mut model = BertClassifier::new_for_loading(&config, labels.len(), 0, device)?;
     // The tokenizer is parsed, and the base's hash checked, on threads of
@@ -217,38 +288,77 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
                     scope.spawn(move || verify_base(dir, base, &base_dir))
                 };
                 let report = load_delta(dir, &mut model, &base_dir, device);
-                verified.join().map_err(|_| Error::model(dir, "checking the base model's hash failed"))??;
+                verified
+                    .join()
+                    .map_err(|_| Error::model(dir, "checking the base model's hash failed"))??;
                 report?
             }
             None => model.load_weights(&weights_file(dir)?)?,
         };
-        let tokenizer = tokenizer.join().map_err(|_| Error::model(dir, "reading the tokenizer failed"))??;
+        let tokenizer = tokenizer
+            .join()
+            .map_err(|_| Error::model(dir, "reading the tokenizer failed"))??;
         Ok((report, tokenizer))
     })?;
     if !load_report.fresh.is_empty() {
         return Err(Error::model(dir, format!("model.safetensors lacks {} (is this a base encoder rather than a fine-tuned checkpoint?)", load_report.fresh.join(", "))));
     }
     model.params.draw_pending()?;
-    model.params.check_finite().map_err(|name| Error::model(dir, format!("weight {name} holds NaN or infinite values; the checkpoint is corrupt")))?;
-    let encoder = TextEncoder::new(tokenizer, settings.max_len.min(config.max_position_embeddings), &dir.join("tokenizer.json"))?;
-    Ok(Checkpoint { dir: dir.into(), model, encoder, labels, settings, load_report })
+    model.params.check_finite().map_err(|name| {
+        Error::model(
+            dir,
+            format!("weight {name} holds NaN or infinite values; the checkpoint is corrupt"),
+        )
+    })?;
+    let encoder = TextEncoder::new(
+        tokenizer,
+        settings.max_len.min(config.max_position_embeddings),
+        &dir.join("tokenizer.json"),
+    )?;
+    Ok(Checkpoint {
+        dir: dir.into(),
+        model,
+        encoder,
+        labels,
+        settings,
+        load_report,
+    })
 }
 
 /// The base's weights, then the checkpoint's own tensors over them (a LoRA
 /// adapter in PEFT layout, or the trained tensors).
-fn load_delta(dir: &Path, model: &mut BertClassifier, base_dir: &Path, device: &Device) -> Result<LoadReport> {
+fn load_delta(
+    dir: &Path,
+    model: &mut BertClassifier,
+    base_dir: &Path,
+    device: &Device,
+) -> Result<LoadReport> {
     let from_base = model.load_weights(&base_dir.join("model.safetensors"))?;
     let delta = if dir.join(ADAPTER_CONFIG).is_file() {
         model.add_lora(&read_adapter_config(dir)?)?;
         let path = require(dir, ADAPTER_WEIGHTS)?;
-        let tensors = candle_core::safetensors::load(&path, device).map_err(|e| Error::file(&path, format!("cannot read safetensors: {e}")))?;
-        let tensors = tensors.into_iter().map(|(k, v)| (k.strip_prefix(PEFT_PREFIX).unwrap_or(&k).to_string(), v)).collect();
+        let tensors = candle_core::safetensors::load(&path, device)
+            .map_err(|e| Error::file(&path, format!("cannot read safetensors: {e}")))?;
+        let tensors = tensors
+            .into_iter()
+            .map(|(k, v)| (k.strip_prefix(PEFT_PREFIX).unwrap_or(&k).to_string(), v))
+            .collect();
         model.load_tensors(&tensors, &path)?
     } else {
         model.load_weights(&weights_file(dir)?)?
     };
-    let fresh: Vec<String> = model.params.names().iter().filter(|n| !delta.loaded.contains(n) && !from_base.loaded.contains(n)).cloned().collect();
-    Ok(LoadReport { loaded: delta.loaded, fresh, unused: delta.unused })
+    let fresh: Vec<String> = model
+        .params
+        .names()
+        .iter()
+        .filter(|n| !delta.loaded.contains(n) && !from_base.loaded.contains(n))
+        .cloned()
+        .collect();
+    Ok(LoadReport {
+        loaded: delta.loaded,
+        fresh,
+        unused: delta.unused,
+    })
 }
 
 const ADAPTER_CONFIG: &str = "adapter_config.json";
@@ -259,19 +369,39 @@ const PEFT_PREFIX: &str = "base_model.model.";
 fn read_adapter_config(dir: &Path) -> Result<crate::model::LoraConfig> {
     let path = dir.join(ADAPTER_CONFIG);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("bad JSON: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("bad JSON: {e}")))?;
     if v["peft_type"] != "LORA" {
-        return Err(Error::file(&path, format!("peft_type {} is not LORA", v["peft_type"])));
+        return Err(Error::file(
+            &path,
+            format!("peft_type {} is not LORA", v["peft_type"]),
+        ));
     }
     let targets = match &v["target_modules"] {
-        serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
         serde_json::Value::String(s) => vec![s.clone()],
         _ => Vec::new(),
     };
-    let r = v["r"].as_u64().filter(|r| (1..=4096).contains(r)).ok_or_else(|| Error::file(&path, format!("r {} must be an integer in 1..=4096", v["r"])))? as usize;
+    let r = v["r"]
+        .as_u64()
+        .filter(|r| (1..=4096).contains(r))
+        .ok_or_else(|| {
+            Error::file(
+                &path,
+                format!("r {} must be an integer in 1..=4096", v["r"]),
+            )
+        })? as usize;
     let alpha = match &v["lora_alpha"] {
         serde_json::Value::Null => r as f64,
-        x => x.as_f64().filter(|a| a.is_finite() && *a > 0.0).ok_or_else(|| Error::file(&path, format!("lora_alpha {x} must be a positive number")))?,
+        x => x
+            .as_f64()
+            .filter(|a| a.is_finite() && *a > 0.0)
+            .ok_or_else(|| {
+                Error::file(&path, format!("lora_alpha {x} must be a positive number"))
+            })?,
     };
     Ok(crate::model::LoraConfig { r, alpha, targets })
 }
@@ -309,36 +439,67 @@ pub fn save(dir: &Path, ckpt: &Checkpoint, extras: &SaveExtras) -> Result<()> {
     let mut config = ckpt.model.config.for_classification(&ckpt.labels);
     let mut settings = ckpt.settings.clone();
     settings.base = extras.delta_of.clone();
-    config.extra.insert("stance".into(), serde_json::to_value(&settings).expect("plain struct"));
+    config.extra.insert(
+        "stance".into(),
+        serde_json::to_value(&settings).expect("plain struct"),
+    );
     let mut tensors = ckpt.model.params.snapshot()?;
     let lora = ckpt.model.lora().cloned();
     if lora.is_some() && extras.delta_of.is_none() {
-        return Err(Error::Invalid("a LoRA checkpoint must record its base model".into()));
+        return Err(Error::Invalid(
+            "a LoRA checkpoint must record its base model".into(),
+        ));
     }
     if lora.is_some() {
         // PEFT layout: only adapters and the classifier, f32, prefixed names.
-        tensors = tensors.into_iter().filter(|(n, _)| ckpt.model.params.is_trainable(n)).map(|(n, t)| (format!("{PEFT_PREFIX}{n}"), t)).collect();
+        tensors = tensors
+            .into_iter()
+            .filter(|(n, _)| ckpt.model.params.is_trainable(n))
+            .map(|(n, t)| (format!("{PEFT_PREFIX}{n}"), t))
+            .collect();
     } else if extras.delta_of.is_some() {
         tensors.retain(|name, _| ckpt.model.params.is_trainable(name));
         for t in tensors.values_mut() {
             *t = t.to_dtype(candle_core::DType::F16)?;
         }
     }
-    let json = |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("serialisable") + "\n";
+    let json =
+        |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("serialisable") + "\n";
     crate::atomic::write_dir(dir, "checkpoint", |tmp| {
-        std::fs::write(tmp.join("config.json"), json(&serde_json::to_value(&config).expect("serialisable"))).map_err(|e| Error::io(tmp.join("config.json"), e))?;
+        std::fs::write(
+            tmp.join("config.json"),
+            json(&serde_json::to_value(&config).expect("serialisable")),
+        )
+        .map_err(|e| Error::io(tmp.join("config.json"), e))?;
         match (&lora, &extras.delta_of) {
             (Some(l), Some(base)) => {
                 candle_core::safetensors::save(&tensors, tmp.join(ADAPTER_WEIGHTS))?;
-                std::fs::write(tmp.join(ADAPTER_CONFIG), json(&adapter_config_json(l, base))).map_err(|e| Error::io(tmp.join(ADAPTER_CONFIG), e))?;
+                std::fs::write(
+                    tmp.join(ADAPTER_CONFIG),
+                    json(&adapter_config_json(l, base)),
+                )
+                .map_err(|e| Error::io(tmp.join(ADAPTER_CONFIG), e))?;
             }
             _ => candle_core::safetensors::save(&tensors, tmp.join("model.safetensors"))?,
         }
-        ckpt.encoder.tokenizer().save(tmp.join("tokenizer.json"), false).map_err(|e| Error::Tokenizer { path: tmp.join("tokenizer.json"), message: e.to_string() })?;
-        std::fs::write(tmp.join("training_args.json"), json(extras.training_args)).map_err(|e| Error::io(tmp.join("training_args.json"), e))?;
-        std::fs::write(tmp.join("metrics.json"), json(extras.metrics)).map_err(|e| Error::io(tmp.join("metrics.json"), e))?;
-        let log: String = extras.epoch_log.iter().map(|v| v.to_string() + "\n").collect();
-        std::fs::write(tmp.join("metrics.jsonl"), log).map_err(|e| Error::io(tmp.join("metrics.jsonl"), e))?;
+        ckpt.encoder
+            .tokenizer()
+            .save(tmp.join("tokenizer.json"), false)
+            .map_err(|e| Error::Tokenizer {
+                path: tmp.join("tokenizer.json"),
+                message: e.to_string(),
+            })?;
+        std::fs::write(tmp.join("training_args.json"), json(extras.training_args))
+            .map_err(|e| Error::io(tmp.join("training_args.json"), e))?;
+        std::fs::write(tmp.join("metrics.json"), json(extras.metrics))
+            .map_err(|e| Error::io(tmp.join("metrics.json"), e))?;
+        let log: String = extras
+            .epoch_log
+            .iter()
+            .map(|v| v.to_string() + "\n")
+            .collect();
+        std::fs::write(tmp.join("metrics.jsonl"), log)
+            .map_err(|e| Error::io(tmp.join("metrics.jsonl"), e))?;
         Ok(())
     })
 }

@@ -43,7 +43,11 @@ mod tests {
         assert_eq!(context_for(&a, 0, 1), ">> B.");
         assert_eq!(context_for(&a, 2, 1), "B. >> D.");
         assert_eq!(context_for(&a, 3, 2), "B. C. >>");
-        let c = contexts(&["x1", "y1", "x2"], &["x".into(), "y".into(), "x".into()], 1);
+        let c = contexts(
+            &["x1", "y1", "x2"],
+            &["x".into(), "y".into(), "x".into()],
+            1,
+        );
         assert_eq!(c, vec![">> x2", ">>", "x1 >>"]);
     }
 }

@@ -25,9 +25,18 @@ pub struct DownloadConfig {
 /// default output path (`ok/` made it `models/`).
 pub fn validate_model_id(id: &str) -> Result<()> {
     let parts: Vec<&str> = id.split('/').collect();
-    let ok_part = |p: &&str| !p.is_empty() && *p != "." && *p != ".." && p.len() <= 96 && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let ok_part = |p: &&str| {
+        !p.is_empty()
+            && *p != "."
+            && *p != ".."
+            && p.len() <= 96
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
     if parts.len() > 2 || !parts.iter().all(ok_part) {
-        return Err(Error::Invalid(format!("model id {id:?}: expected NAME or OWNER/NAME (letters, digits, '-', '_', '.')")));
+        return Err(Error::Invalid(format!(
+            "model id {id:?}: expected NAME or OWNER/NAME (letters, digits, '-', '_', '.')"
+        )));
     }
     Ok(())
 }
@@ -35,22 +44,42 @@ pub fn validate_model_id(id: &str) -> Result<()> {
 /// A revision is a branch, tag or commit: no `..`, no leading `/`, no
 /// characters a path could escape with.
 pub fn validate_revision(rev: &str) -> Result<()> {
-    let ok = !rev.is_empty() && rev.len() <= 128 && !rev.starts_with('/') && !rev.split('/').any(|p| p.is_empty() || p == "." || p == "..") && rev.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    let ok = !rev.is_empty()
+        && rev.len() <= 128
+        && !rev.starts_with('/')
+        && !rev
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        && rev
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
     if !ok {
-        return Err(Error::Invalid(format!("--revision {rev:?}: expected a branch, tag or commit name")));
+        return Err(Error::Invalid(format!(
+            "--revision {rev:?}: expected a branch, tag or commit name"
+        )));
     }
     Ok(())
 }
 
 /// Files fetched, in order; `required` ones must exist.
-const FILES: &[(&str, bool)] = &[("config.json", true), ("tokenizer.json", false), ("vocab.txt", false), ("tokenizer_config.json", false), ("special_tokens_map.json", false), ("model.safetensors", true)];
+const FILES: &[(&str, bool)] = &[
+    ("config.json", true),
+    ("tokenizer.json", false),
+    ("vocab.txt", false),
+    ("tokenizer_config.json", false),
+    ("special_tokens_map.json", false),
+    ("model.safetensors", true),
+];
 
 pub fn download(cfg: &DownloadConfig) -> Result<Vec<PathBuf>> {
     validate_model_id(&cfg.model_id)?;
     validate_revision(&cfg.revision)?;
     crate::guard::checkpoint_dir(&cfg.out, "--out", cfg.overwrite, &[])?;
     let repo = Repo::with_revision(cfg.model_id.clone(), RepoType::Model, cfg.revision.clone());
-    let err = |message: String| Error::Download { repo: format!("{}@{}", cfg.model_id, cfg.revision), message };
+    let err = |message: String| Error::Download {
+        repo: format!("{}@{}", cfg.model_id, cfg.revision),
+        message,
+    };
     let mut fetched: Vec<(String, PathBuf)> = Vec::new();
     if cfg.offline {
         let cache = Cache::from_env();
@@ -64,7 +93,8 @@ pub fn download(cfg: &DownloadConfig) -> Result<Vec<PathBuf>> {
         }
     } else {
         let builder = ApiBuilder::from_env().with_progress(cfg.progress);
-        let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
+        let endpoint =
+            std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
         let api = builder.build().map_err(|e| err(e.to_string()))?;
         let api = api.repo(repo);
         for (name, required) in FILES {
@@ -72,7 +102,9 @@ pub fn download(cfg: &DownloadConfig) -> Result<Vec<PathBuf>> {
                 Ok(p) => fetched.push((name.to_string(), p)),
                 Err(e) => {
                     let msg = e.to_string();
-                    let missing = msg.contains("404") || msg.contains("Not Found") || msg.contains("status code 404");
+                    let missing = msg.contains("404")
+                        || msg.contains("Not Found")
+                        || msg.contains("status code 404");
                     if missing && !required {
                         continue;
                     }
@@ -86,8 +118,13 @@ pub fn download(cfg: &DownloadConfig) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    if !fetched.iter().any(|(n, _)| n == "tokenizer.json" || n == "vocab.txt") {
-        return Err(err("the repository has neither tokenizer.json nor vocab.txt".into()));
+    if !fetched
+        .iter()
+        .any(|(n, _)| n == "tokenizer.json" || n == "vocab.txt")
+    {
+        return Err(err(
+            "the repository has neither tokenizer.json nor vocab.txt".into(),
+        ));
     }
     write_model_dir(&cfg.out, &fetched)?;
     Ok(fetched.iter().map(|(n, _)| cfg.out.join(n)).collect())
@@ -102,7 +139,11 @@ fn write_model_dir(out: &Path, files: &[(String, PathBuf)]) -> Result<()> {
         }
         if !tmp.join("tokenizer.json").exists() {
             let tok = crate::checkpoint::tokenizer_path_or_build(tmp)?;
-            tok.save(tmp.join("tokenizer.json"), false).map_err(|e| Error::Tokenizer { path: tmp.join("tokenizer.json"), message: e.to_string() })?;
+            tok.save(tmp.join("tokenizer.json"), false)
+                .map_err(|e| Error::Tokenizer {
+                    path: tmp.join("tokenizer.json"),
+                    message: e.to_string(),
+                })?;
         }
         crate::model::BertConfig::from_file(&tmp.join("config.json"))?;
         Ok(())

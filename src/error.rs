@@ -8,10 +8,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("{path}:{line}: {message}")]
-    Data { path: PathBuf, line: usize, message: String },
+    Data {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
@@ -37,15 +44,28 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn data(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
-        Error::Data { path: path.into(), line, message: message.into() }
+        Error::Data {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
     }
     pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::File { path: path.into(), message: message.into() }
+        Error::File {
+            path: path.into(),
+            message: message.into(),
+        }
     }
     pub fn model(dir: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Model { dir: dir.into(), message: message.into() }
+        Error::Model {
+            dir: dir.into(),
+            message: message.into(),
+        }
     }
 }

@@ -46,12 +46,24 @@ pub fn encode_rows(ckpt: &Checkpoint, rows: &[LabelledSentence]) -> Result<Vec<E
 }
 
 /// Metrics of `model` on tokenised examples with gold ids.
-pub fn score(model: &BertClassifier, encs: &[Encoded], gold: &[usize], labels: &LabelSet, batch_size: usize, precision: Precision, temperature: f32, progress: impl FnMut(usize)) -> Result<(EvalReport, Vec<Vec<f32>>)> {
+pub fn score(
+    model: &BertClassifier,
+    encs: &[Encoded],
+    gold: &[usize],
+    labels: &LabelSet,
+    batch_size: usize,
+    precision: Precision,
+    temperature: f32,
+    progress: impl FnMut(usize),
+) -> Result<(EvalReport, Vec<Vec<f32>>)> {
     let logits = predict_logits(model, encs, batch_size, precision, progress)?;
     let pred: Vec<usize> = logits.iter().map(|l| argmax(l)).collect();
     let metrics = Metrics::from_confusion(&Confusion::from_pairs(labels.names(), gold, &pred));
     let raw: Vec<Vec<f32>> = logits.iter().map(|l| probabilities(l, 1.0)).collect();
-    let cal: Vec<Vec<f32>> = logits.iter().map(|l| probabilities(l, temperature)).collect();
+    let cal: Vec<Vec<f32>> = logits
+        .iter()
+        .map(|l| probabilities(l, temperature))
+        .collect();
     let report = EvalReport {
         metrics,
         ece_uncalibrated: expected_calibration_error(&raw, gold, 10),
@@ -62,11 +74,34 @@ pub fn score(model: &BertClassifier, encs: &[Encoded], gold: &[usize], labels: &
 }
 
 /// Evaluate a checkpoint on rows whose labels are in its label set.
-pub fn evaluate_checkpoint(ckpt: &Checkpoint, rows: &[LabelledSentence], batch_size: usize, precision: Precision, progress: impl FnMut(usize)) -> Result<EvalReport> {
+pub fn evaluate_checkpoint(
+    ckpt: &Checkpoint,
+    rows: &[LabelledSentence],
+    batch_size: usize,
+    precision: Precision,
+    progress: impl FnMut(usize),
+) -> Result<EvalReport> {
     let encs = encode_rows(ckpt, rows)?;
     let gold: Vec<usize> = rows
         .iter()
-        .map(|r| ckpt.labels.id(&r.label).ok_or_else(|| crate::Error::Invalid(format!("label {:?} is not one of the model's labels", r.label))))
+        .map(|r| {
+            ckpt.labels.id(&r.label).ok_or_else(|| {
+                crate::Error::Invalid(format!(
+                    "label {:?} is not one of the model's labels",
+                    r.label
+                ))
+            })
+        })
         .collect::<Result<_>>()?;
-    Ok(score(&ckpt.model, &encs, &gold, &ckpt.labels, batch_size, precision, ckpt.settings.temperature, progress)?.0)
+    Ok(score(
+        &ckpt.model,
+        &encs,
+        &gold,
+        &ckpt.labels,
+        batch_size,
+        precision,
+        ckpt.settings.temperature,
+        progress,
+    )?
+    .0)
 }

@@ -26,7 +26,10 @@ pub fn output_file(path: &Path, flag: &str, inputs: &[PathBuf]) -> Result<()> {
     }
     if let Some(id) = identity(path) {
         if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-            return Err(Error::Invalid(format!("{flag} {}: is a directory; give a file path", path.display())));
+            return Err(Error::Invalid(format!(
+                "{flag} {}: is a directory; give a file path",
+                path.display()
+            )));
         }
         for i in inputs {
             if identity(i) == Some(id) {
@@ -42,9 +45,14 @@ pub fn output_file(path: &Path, flag: &str, inputs: &[PathBuf]) -> Result<()> {
 pub fn checkpoint_dir(dir: &Path, flag: &str, overwrite: bool, inputs: &[PathBuf]) -> Result<()> {
     let shown = dir.display();
     if dir.as_os_str().is_empty() || dir.file_name().is_none() {
-        return Err(Error::Invalid(format!("{flag} {shown:?}: needs a directory name (not '.', '..' or '/')")));
+        return Err(Error::Invalid(format!(
+            "{flag} {shown:?}: needs a directory name (not '.', '..' or '/')"
+        )));
     }
-    if let (Ok(cwd), Ok(abs)) = (std::env::current_dir().and_then(std::fs::canonicalize), std::fs::canonicalize(dir)) {
+    if let (Ok(cwd), Ok(abs)) = (
+        std::env::current_dir().and_then(std::fs::canonicalize),
+        std::fs::canonicalize(dir),
+    ) {
         if cwd.starts_with(&abs) {
             return Err(Error::Invalid(format!("{flag} {shown}: is the working directory or one of its parents; choose a new directory")));
         }
@@ -65,12 +73,17 @@ pub fn checkpoint_dir(dir: &Path, flag: &str, overwrite: bool, inputs: &[PathBuf
     for i in inputs {
         if let Ok(ai) = std::fs::canonicalize(i) {
             if ai.starts_with(&abs) {
-                return Err(Error::Invalid(format!("{flag} {shown}: holds an input of this run ({}); choose another directory", i.display())));
+                return Err(Error::Invalid(format!(
+                    "{flag} {shown}: holds an input of this run ({}); choose another directory",
+                    i.display()
+                )));
             }
         }
     }
     if !overwrite {
-        return Err(Error::Invalid(format!("{flag} {shown}: already holds a stance checkpoint; pass --overwrite to replace it")));
+        return Err(Error::Invalid(format!(
+            "{flag} {shown}: already holds a stance checkpoint; pass --overwrite to replace it"
+        )));
     }
     Ok(())
 }
@@ -85,21 +98,41 @@ mod tests {
         let a = t.path().join("a.txt");
         std::fs::write(&a, "x").unwrap();
         let dotted = t.path().join(".").join("a.txt");
-        assert!(output_file(&dotted, "--output", std::slice::from_ref(&a)).unwrap_err().to_string().contains("also an input"));
-        assert!(output_file(t.path(), "--output", &[]).unwrap_err().to_string().contains("directory"));
+        assert!(output_file(&dotted, "--output", std::slice::from_ref(&a))
+            .unwrap_err()
+            .to_string()
+            .contains("also an input"));
+        assert!(output_file(t.path(), "--output", &[])
+            .unwrap_err()
+            .to_string()
+            .contains("directory"));
         assert!(output_file(&t.path().join("new.txt"), "--output", &[a.clone()]).is_ok());
 
         let foreign = t.path().join("notes");
         std::fs::create_dir(&foreign).unwrap();
-        assert!(checkpoint_dir(&foreign, "--out", true, &[]).unwrap_err().to_string().contains("not a directory stance wrote"));
-        assert!(checkpoint_dir(&a, "--out", true, &[]).unwrap_err().to_string().contains("not a directory"));
+        assert!(checkpoint_dir(&foreign, "--out", true, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("not a directory stance wrote"));
+        assert!(checkpoint_dir(&a, "--out", true, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("not a directory"));
         let ours = t.path().join("ckpt");
         std::fs::create_dir(&ours).unwrap();
         std::fs::write(ours.join(MARKER), "{}").unwrap();
-        assert!(checkpoint_dir(&ours, "--out", false, &[]).unwrap_err().to_string().contains("--overwrite"));
+        assert!(checkpoint_dir(&ours, "--out", false, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("--overwrite"));
         assert!(checkpoint_dir(&ours, "--out", true, &[]).is_ok());
         std::fs::write(ours.join("train.jsonl"), "x").unwrap();
-        assert!(checkpoint_dir(&ours, "--out", true, &[ours.join("train.jsonl")]).unwrap_err().to_string().contains("holds an input"));
+        assert!(
+            checkpoint_dir(&ours, "--out", true, &[ours.join("train.jsonl")])
+                .unwrap_err()
+                .to_string()
+                .contains("holds an input")
+        );
         assert!(checkpoint_dir(Path::new("."), "--out", true, &[]).is_err());
         assert!(checkpoint_dir(Path::new("/"), "--out", true, &[]).is_err());
         assert!(checkpoint_dir(&t.path().join("fresh"), "--out", false, &[]).is_ok());

@@ -21,12 +21,16 @@ struct Record {
 
 impl Record {
     fn describes(&self, file: &Record) -> bool {
-        (self.len, self.inode, self.modified_ns, self.changed_ns) == (file.len, file.inode, file.modified_ns, file.changed_ns)
+        (self.len, self.inode, self.modified_ns, self.changed_ns)
+            == (file.len, file.inode, file.modified_ns, file.changed_ns)
     }
 }
 
 fn record_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.sha256.json"))
 }
 
@@ -35,7 +39,13 @@ fn stamp(path: &Path) -> Option<Record> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
-    Some(Record { sha256: String::new(), len: m.len(), inode: m.ino(), modified_ns: ns(m.mtime(), m.mtime_nsec()), changed_ns: ns(m.ctime(), m.ctime_nsec()) })
+    Some(Record {
+        sha256: String::new(),
+        len: m.len(),
+        inode: m.ino(),
+        modified_ns: ns(m.mtime(), m.mtime_nsec()),
+        changed_ns: ns(m.ctime(), m.ctime_nsec()),
+    })
 }
 
 /// Hex sha256 of `path`, from its record when the record still describes
@@ -53,7 +63,10 @@ pub fn sha256(path: &Path) -> Result<String> {
     let sha256 = crate::checkpoint::sha256_file(path)?;
     // Recorded only if the file did not change while it was hashed.
     if let Some(now) = now.filter(|n| stamp(path).as_ref() == Some(n)) {
-        let r = Record { sha256: sha256.clone(), ..now };
+        let r = Record {
+            sha256: sha256.clone(),
+            ..now
+        };
         if let Ok(json) = serde_json::to_vec(&r) {
             let _ = crate::atomic::write_file(&rec, &json);
         }

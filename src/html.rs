@@ -13,10 +13,26 @@ use std::fmt::Write;
 
 /// What each label means, as the guideline says it (shown in the legend).
 pub const LABEL_DEFINITIONS: &[(&str, &str, &str)] = &[
-    ("assertion", "A", "states a specific fact that advances the story"),
-    ("denial", "D", "someone rejects, disputes or denies a claim or accusation"),
-    ("allegation", "L", "a source accuses, blames or suspects someone, without the sentence establishing it"),
-    ("context", "C", "background: history, earlier events, descriptions, what happens next"),
+    (
+        "assertion",
+        "A",
+        "states a specific fact that advances the story",
+    ),
+    (
+        "denial",
+        "D",
+        "someone rejects, disputes or denies a claim or accusation",
+    ),
+    (
+        "allegation",
+        "L",
+        "a source accuses, blames or suspects someone, without the sentence establishing it",
+    ),
+    (
+        "context",
+        "C",
+        "background: history, earlier events, descriptions, what happens next",
+    ),
 ];
 
 /// Escape text for HTML element content and attribute values.
@@ -36,7 +52,11 @@ pub fn escape(s: &str) -> String {
 }
 
 fn mark(label: &str) -> &'static str {
-    LABEL_DEFINITIONS.iter().find(|(l, ..)| *l == label).map(|(_, m, _)| *m).unwrap_or("?")
+    LABEL_DEFINITIONS
+        .iter()
+        .find(|(l, ..)| *l == label)
+        .map(|(_, m, _)| *m)
+        .unwrap_or("?")
 }
 
 const STYLE: &str = r#"
@@ -71,12 +91,20 @@ span.s:hover > .tip, span.s:focus > .tip { display: block; }
 /// is below `low` are marked as low-confidence.
 pub fn render_html(articles: &[Article], preds: &[Prediction], low: f32) -> String {
     let mut s = String::new();
-    let title = if articles.len() == 1 { articles[0].name.clone() } else { format!("{} articles", articles.len()) };
+    let title = if articles.len() == 1 {
+        articles[0].name.clone()
+    } else {
+        format!("{} articles", articles.len())
+    };
     let _ = write!(s, "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>stance: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n", escape(&title));
     let _ = write!(s, "<h1>Who claims what: {}</h1>\n", escape(&title));
     s += "<section class=\"legend\" aria-label=\"legend\">\n<ul>\n";
     for (label, m, def) in LABEL_DEFINITIONS {
-        let _ = writeln!(s, "<li><span class=\"s l-{label}\" data-mark=\"{m}\">{label}</span> {}</li>", escape(def));
+        let _ = writeln!(
+            s,
+            "<li><span class=\"s l-{label}\" data-mark=\"{m}\">{label}</span> {}</li>",
+            escape(def)
+        );
     }
     let _ = writeln!(s, "<li><span class=\"s l-context low\" data-mark=\"C\">low confidence</span> probability below {low:.2}: read it yourself</li>");
     s += "</ul>\n<p>Hover over or tab to a sentence for its label and probability.</p>\n</section>\n";
@@ -102,7 +130,11 @@ fn article_slice(preds: &[Prediction], n: usize) -> Vec<&Prediction> {
 }
 
 fn render_article(s: &mut String, n: usize, a: &Article, preds: &[&Prediction], low: f32) {
-    let _ = writeln!(s, "<section class=\"article\" id=\"article-{n}\" aria-label=\"{}\">", escape(&a.name));
+    let _ = writeln!(
+        s,
+        "<section class=\"article\" id=\"article-{n}\" aria-label=\"{}\">",
+        escape(&a.name)
+    );
     let _ = writeln!(s, "<h2>{}</h2>", escape(&a.name));
     // Summary: counts per label.
     s.push_str("<div class=\"summary\"><table class=\"counts\"><tr><th>label</th><th>sentences</th></tr>\n");
@@ -114,10 +146,19 @@ fn render_article(s: &mut String, n: usize, a: &Article, preds: &[&Prediction], 
     }
     for l in &labels {
         let c = preds.iter().filter(|p| p.label == *l).count();
-        let _ = writeln!(s, "<tr><td><span class=\"s l-{}\" data-mark=\"{}\">{}</span></td><td>{c}</td></tr>", escape(l), mark(l), escape(l));
+        let _ = writeln!(
+            s,
+            "<tr><td><span class=\"s l-{}\" data-mark=\"{}\">{}</span></td><td>{c}</td></tr>",
+            escape(l),
+            mark(l),
+            escape(l)
+        );
     }
     let lows = preds.iter().filter(|p| p.probability < low).count();
-    let _ = writeln!(s, "<tr><td>low confidence</td><td>{lows}</td></tr></table></div>");
+    let _ = writeln!(
+        s,
+        "<tr><td>low confidence</td><td>{lows}</td></tr></table></div>"
+    );
     // Strip: one cell per sentence; allegations and denials stand out.
     let _ = writeln!(s, "<div class=\"strip-wrap\">Where the allegations (amber) and denials (red) sit, from the first sentence to the last:<nav class=\"strip\" aria-label=\"sentence map\">");
     for p in preds {
@@ -129,8 +170,22 @@ fn render_article(s: &mut String, n: usize, a: &Article, preds: &[&Prediction], 
     for p in preds {
         gap(s, &chars[at.min(p.start)..p.start]);
         let is_low = p.probability < low;
-        let tip = format!("{} {:.2}{}{}", p.label, p.probability, if is_low { " (low confidence)" } else { "" }, if p.truncated { " (long: labelled from its start and end)" } else { "" });
-        let probs: Vec<String> = p.probabilities.iter().map(|(l, v)| format!("{l} {v:.2}")).collect();
+        let tip = format!(
+            "{} {:.2}{}{}",
+            p.label,
+            p.probability,
+            if is_low { " (low confidence)" } else { "" },
+            if p.truncated {
+                " (long: labelled from its start and end)"
+            } else {
+                ""
+            }
+        );
+        let probs: Vec<String> = p
+            .probabilities
+            .iter()
+            .map(|(l, v)| format!("{l} {v:.2}"))
+            .collect();
         let _ = write!(
             s,
             "<span class=\"s l-{label}{lowc}\" id=\"a{n}-s{i}\" tabindex=\"0\" data-index=\"{i}\" data-label=\"{label}\" data-probability=\"{prob:.4}\" data-mark=\"{m}\" aria-label=\"sentence {num}: {tipe}\">{text}<span class=\"tip\" aria-hidden=\"true\">{tipe}<br>{probs}</span></span>",
@@ -169,22 +224,52 @@ mod tests {
     use super::*;
 
     fn pred(i: usize, start: usize, end: usize, text: &str, label: &str, p: f32) -> Prediction {
-        Prediction { article: "a".into(), index: i, start, end, text: text.into(), label: label.into(), probability: p, probabilities: vec![(label.into(), p)], truncated: false, rule: None }
+        Prediction {
+            article: "a".into(),
+            index: i,
+            start,
+            end,
+            text: text.into(),
+            label: label.into(),
+            probability: p,
+            probabilities: vec![(label.into(), p)],
+            truncated: false,
+            rule: None,
+        }
     }
 
     #[test]
     fn escapes_text_and_marks_each_sentence() {
         let text = "He said <script>alert(1)</script>.\n\nShe denied it.";
-        let a = Article { name: "x<y>".into(), text: text.into() };
-        let preds = vec![pred(0, 0, 34, "He said <script>alert(1)</script>.", "assertion", 0.9), pred(1, 36, 50, "She denied it.", "denial", 0.4)];
+        let a = Article {
+            name: "x<y>".into(),
+            text: text.into(),
+        };
+        let preds = vec![
+            pred(
+                0,
+                0,
+                34,
+                "He said <script>alert(1)</script>.",
+                "assertion",
+                0.9,
+            ),
+            pred(1, 36, 50, "She denied it.", "denial", 0.4),
+        ];
         let html = render_html(&[a], &preds, 0.5);
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("x&lt;y&gt;"));
         assert_eq!(html.matches("tabindex=\"0\" data-index=").count(), 2);
         assert!(html.contains("data-label=\"denial\""));
-        assert!(html.contains("class=\"s l-denial low\""), "low-confidence mark");
+        assert!(
+            html.contains("class=\"s l-denial low\""),
+            "low-confidence mark"
+        );
         assert!(html.contains("</p>\n<p>"), "paragraph break kept");
-        assert!(!html.contains("http://") && !html.contains("https://"), "no external assets");
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "no external assets"
+        );
     }
 }

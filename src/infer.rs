@@ -8,13 +8,29 @@ use crate::Result;
 
 /// Logits for every example, in input order, from an engine built for this
 /// call. `progress` receives the number of examples finished after each batch.
-pub fn predict_logits(model: &BertClassifier, examples: &[Encoded], batch_size: usize, precision: Precision, progress: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
-    engine_logits(&Engine::new(model, precision)?, examples, batch_size, progress)
+pub fn predict_logits(
+    model: &BertClassifier,
+    examples: &[Encoded],
+    batch_size: usize,
+    precision: Precision,
+    progress: impl FnMut(usize),
+) -> Result<Vec<Vec<f32>>> {
+    engine_logits(
+        &Engine::new(model, precision)?,
+        examples,
+        batch_size,
+        progress,
+    )
 }
 
 /// Logits for every example, in input order. Sentences of similar length
 /// share a batch, so threads finish their sentences' attention together.
-pub fn engine_logits(engine: &Engine, examples: &[Encoded], batch_size: usize, mut progress: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+pub fn engine_logits(
+    engine: &Engine,
+    examples: &[Encoded],
+    batch_size: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<Vec<f32>>> {
     let lengths: Vec<usize> = examples.iter().map(|e| e.ids.len()).collect();
     let mut out = vec![Vec::new(); examples.len()];
     let mut done = 0;
@@ -41,7 +57,11 @@ pub fn probabilities(logits: &[f32], temperature: f32) -> Vec<f32> {
 
 /// Index of the largest value.
 pub fn argmax(xs: &[f32]) -> usize {
-    xs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
+    xs.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

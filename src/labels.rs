@@ -15,11 +15,15 @@ pub struct LabelSet {
 impl LabelSet {
     pub fn new(names: Vec<String>) -> Result<Self> {
         if names.len() < 2 {
-            return Err(Error::Invalid(format!("need at least two labels, got {names:?}")));
+            return Err(Error::Invalid(format!(
+                "need at least two labels, got {names:?}"
+            )));
         }
         for (i, n) in names.iter().enumerate() {
             if n.trim().is_empty() || n.trim() != n {
-                return Err(Error::Invalid(format!("label {i} is empty or has surrounding spaces: {n:?}")));
+                return Err(Error::Invalid(format!(
+                    "label {i} is empty or has surrounding spaces: {n:?}"
+                )));
             }
             if names[..i].contains(n) {
                 return Err(Error::Invalid(format!("label {n:?} is listed twice")));
@@ -29,7 +33,9 @@ impl LabelSet {
     }
 
     pub fn default_stance() -> Self {
-        LabelSet { names: DEFAULT_LABELS.iter().map(|s| s.to_string()).collect() }
+        LabelSet {
+            names: DEFAULT_LABELS.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     /// Parse a comma-separated list such as `--labels a,b,c`.
@@ -55,18 +61,28 @@ impl LabelSet {
 
     /// `id2label` as Hugging Face writes it: string keys "0", "1", ...
     pub fn id2label(&self) -> BTreeMap<String, String> {
-        self.names.iter().enumerate().map(|(i, n)| (i.to_string(), n.clone())).collect()
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i.to_string(), n.clone()))
+            .collect()
     }
 
     pub fn label2id(&self) -> BTreeMap<String, usize> {
-        self.names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect()
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect()
     }
 
     /// Rebuild from a Hugging Face `id2label` map; ids must be 0..n-1.
     pub fn from_id2label(map: &BTreeMap<String, String>) -> Result<Self> {
         let mut pairs: Vec<(usize, String)> = Vec::with_capacity(map.len());
         for (k, v) in map {
-            let id: usize = k.parse().map_err(|_| Error::Invalid(format!("id2label key {k:?} is not an integer")))?;
+            let id: usize = k
+                .parse()
+                .map_err(|_| Error::Invalid(format!("id2label key {k:?} is not an integer")))?;
             pairs.push((id, v.clone()));
         }
         pairs.sort();

@@ -1,10 +1,10 @@
 //! The `stance` command line: parse flags into typed configs, call one
 //! library function per command, print errors with their whole chain.
 
-use stance::engine::Precision;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use stance::engine::Precision;
 use stance::predict::{Article, Format};
 use stance::train::{ClassWeights, LabelSource, TrainConfig, TrainEvent, TrainJob};
 use std::io::{IsTerminal, Read, Write};
@@ -14,7 +14,12 @@ use std::path::{Path, PathBuf};
 const DEFAULT_MODEL: &str = "models/stance-minilm";
 
 #[derive(Parser)]
-#[command(name = "stance", version, args_override_self = true, about = "Label every sentence of a news article as assertion, denial, allegation or context")]
+#[command(
+    name = "stance",
+    version,
+    args_override_self = true,
+    about = "Label every sentence of a news article as assertion, denial, allegation or context"
+)]
 struct Cli {
     /// Threads for the CPU kernels, 1..=256 (default: all cores).
     #[arg(long, global = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
@@ -357,12 +362,18 @@ fn run(cmd: Command) -> Result<()> {
 
 fn bar(len: u64, template: &str) -> ProgressBar {
     let b = ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
-    b.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    b.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     b
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    let labels = if a.labels == "auto" { LabelSource::FromData } else { LabelSource::Fixed(stance::labels::LabelSet::parse(&a.labels)?.names().to_vec()) };
+    let labels = if a.labels == "auto" {
+        LabelSource::FromData
+    } else {
+        LabelSource::Fixed(stance::labels::LabelSet::parse(&a.labels)?.names().to_vec())
+    };
     let job = TrainJob {
         train_files: a.train,
         dev_files: a.dev,
@@ -379,10 +390,18 @@ fn train(a: TrainArgs) -> Result<()> {
             MethodArg::Lora => stance::train::Method::Lora(stance::model::LoraConfig {
                 r: a.lora_r,
                 alpha: a.lora_alpha,
-                targets: a.lora_targets.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                targets: a
+                    .lora_targets
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
             }),
         },
-        delta: (a.delta || matches!(a.method, MethodArg::Lora)).then(|| stance::train::DeltaOf { id: a.base_id.clone(), revision: a.base_revision.clone() }),
+        delta: (a.delta || matches!(a.method, MethodArg::Lora)).then(|| stance::train::DeltaOf {
+            id: a.base_id.clone(),
+            revision: a.base_revision.clone(),
+        }),
         train: TrainConfig {
             epochs: a.epochs,
             batch_size: a.batch_size,
@@ -401,20 +420,34 @@ fn train(a: TrainArgs) -> Result<()> {
     };
     let mut pb: Option<ProgressBar> = None;
     let started = std::time::Instant::now();
-    let mut on_event = |e: &TrainEvent| match e {
-        TrainEvent::Info(s) => eprintln!("{s}"),
-        TrainEvent::Start { steps, .. } => {
-            pb = Some(bar(*steps as u64, "{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}"));
-        }
-        TrainEvent::Step { step, epoch, loss, lr, .. } => {
-            if let Some(b) = &pb {
-                let rate = (*step as f64 * job.train.batch_size as f64) / started.elapsed().as_secs_f64().max(1e-9);
-                b.set_position(*step as u64);
-                b.set_message(format!("epoch {epoch}  loss {loss:.4}  lr {lr:.2e}  {rate:.1} sent/s"));
+    let mut on_event =
+        |e: &TrainEvent| match e {
+            TrainEvent::Info(s) => eprintln!("{s}"),
+            TrainEvent::Start { steps, .. } => {
+                pb = Some(bar(
+                    *steps as u64,
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}",
+                ));
             }
-        }
-        TrainEvent::Epoch(r) => {
-            let msg = format!(
+            TrainEvent::Step {
+                step,
+                epoch,
+                loss,
+                lr,
+                ..
+            } => {
+                if let Some(b) = &pb {
+                    let rate = (*step as f64 * job.train.batch_size as f64)
+                        / started.elapsed().as_secs_f64().max(1e-9);
+                    b.set_position(*step as u64);
+                    b.set_message(format!(
+                        "epoch {epoch}  loss {loss:.4}  lr {lr:.2e}  {rate:.1} sent/s"
+                    ));
+                }
+            }
+            TrainEvent::Epoch(r) => {
+                let msg =
+                    format!(
                 "epoch {}: train loss {:.4}, dev macro-F1 {}, dev accuracy {}, {:.1} sent/s{}",
                 r.epoch,
                 r.train_loss,
@@ -423,20 +456,29 @@ fn train(a: TrainArgs) -> Result<()> {
                 r.train_sentences_per_second,
                 if r.best { " (best so far)" } else { "" }
             );
-            match &pb {
-                Some(b) if !b.is_hidden() => b.println(msg),
-                _ => eprintln!("{msg}"),
+                match &pb {
+                    Some(b) if !b.is_hidden() => b.println(msg),
+                    _ => eprintln!("{msg}"),
+                }
             }
-        }
-        TrainEvent::EarlyStop { epoch, best_epoch } => eprintln!("early stop after epoch {epoch}; keeping epoch {best_epoch}"),
-    };
+            TrainEvent::EarlyStop { epoch, best_epoch } => {
+                eprintln!("early stop after epoch {epoch}; keeping epoch {best_epoch}")
+            }
+        };
     let summary = stance::train::run(&job, &mut on_event)?;
     if let Some(b) = &pb {
         b.finish_and_clear();
     }
-    println!("saved {} (best epoch {})", summary.out.display(), summary.best_epoch);
+    println!(
+        "saved {} (best epoch {})",
+        summary.out.display(),
+        summary.best_epoch
+    );
     if let Some(m) = summary.best_dev {
-        println!("dev macro-F1 {:.4}, accuracy {:.4}", m.macro_avg.f1, m.accuracy);
+        println!(
+            "dev macro-F1 {:.4}, accuracy {:.4}",
+            m.macro_avg.f1, m.accuracy
+        );
     }
     Ok(())
 }
@@ -458,17 +500,26 @@ fn read_articles(files: &[PathBuf], jsonl: bool) -> Result<Vec<Article>> {
     let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
     if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") && files.len() == 1 {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
         sources.push(("-".into(), buf));
     } else {
         for f in files {
-            sources.push((f.display().to_string(), std::fs::read(f).with_context(|| format!("{}", f.display()))?));
+            sources.push((
+                f.display().to_string(),
+                std::fs::read(f).with_context(|| format!("{}", f.display()))?,
+            ));
         }
     }
     let mut articles = Vec::new();
     for (name, bytes) in sources {
         let text = std::str::from_utf8(&bytes).map_err(|e| {
-            let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
             anyhow::anyhow!("{name}:{line}: invalid UTF-8 at byte {}", e.valid_up_to())
         })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -476,20 +527,36 @@ fn read_articles(files: &[PathBuf], jsonl: bool) -> Result<Vec<Article>> {
             if text.trim().is_empty() {
                 bail!("{name}: empty input, nothing to label");
             }
-            articles.push(Article { name, text: text.to_string() });
+            articles.push(Article {
+                name,
+                text: text.to_string(),
+            });
             continue;
         }
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{name}:{}: bad JSON: {e}", i + 1))?;
-            let Some(t) = v.get("text").and_then(|t| t.as_str()) else { bail!("{name}:{}: missing string field \"text\"", i + 1) };
+            let v: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| anyhow::anyhow!("{name}:{}: bad JSON: {e}", i + 1))?;
+            let Some(t) = v.get("text").and_then(|t| t.as_str()) else {
+                bail!("{name}:{}: missing string field \"text\"", i + 1)
+            };
             if t.trim().is_empty() {
                 bail!("{name}:{}: empty text", i + 1);
             }
-            let id = v.get("id").map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).unwrap_or_else(|| format!("{name}:{}", i + 1));
-            articles.push(Article { name: id, text: t.to_string() });
+            let id = v
+                .get("id")
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .unwrap_or_else(|| format!("{name}:{}", i + 1));
+            articles.push(Article {
+                name: id,
+                text: t.to_string(),
+            });
         }
         if articles.is_empty() {
             bail!("{name}: no articles in JSONL input");
@@ -505,7 +572,10 @@ fn predict(a: PredictArgs) -> Result<()> {
     let articles = read_articles(&a.files, a.jsonl)?;
     let ckpt = load_model(&a.model)?;
     let pb = bar(0, "{elapsed_precise} labelling {pos}/{len} sentences");
-    let mut preds = stance::predict::predict_articles(&ckpt, &articles, a.batch_size, a.precision, |n| pb.set_position(n as u64))?;
+    let mut preds =
+        stance::predict::predict_articles(&ckpt, &articles, a.batch_size, a.precision, |n| {
+            pb.set_position(n as u64)
+        })?;
     pb.finish_and_clear();
     if let Some(t) = a.threshold {
         stance::predict::apply_threshold(&mut preds, t as f32);
@@ -517,20 +587,28 @@ fn predict(a: PredictArgs) -> Result<()> {
             ckpt.settings.max_len
         );
     }
-    if matches!(a.format, Some(FormatArg::Html)) {
-        let html = stance::html::render_html(&articles, &preds, a.threshold.map(|t| t as f32).unwrap_or(0.5));
-        return write_output(a.output.as_deref(), &html);
-    }
+
     let to_terminal = a.output.is_none() && std::io::stdout().is_terminal();
     let format = match a.format {
         Some(FormatArg::Table) => Format::Table,
         Some(FormatArg::Jsonl) => Format::Jsonl,
         Some(FormatArg::Csv) => Format::Csv,
-        Some(FormatArg::Html) => unreachable!("handled above"),
+        Some(FormatArg::Html) => {
+            let html = stance::html::render_html(
+                &articles,
+                &preds,
+                a.threshold.map(|t| t as f32).unwrap_or(0.5),
+            );
+            return write_output(a.output.as_deref(), &html);
+        }
         None if to_terminal => Format::Table,
         None => Format::Jsonl,
     };
-    let width = if a.wide { usize::MAX } else { table_width(to_terminal) };
+    let width = if a.wide {
+        usize::MAX
+    } else {
+        table_width(to_terminal)
+    };
     let out = stance::predict::render(&preds, format, width);
     write_output(a.output.as_deref(), &out)
 }
@@ -541,11 +619,17 @@ fn table_width(to_terminal: bool) -> usize {
     if to_terminal {
         // SAFETY: TIOCGWINSZ fills a winsize struct for a terminal fd.
         let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-        if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0
+            && ws.ws_col > 0
+        {
             return ws.ws_col as usize;
         }
     }
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&c: &usize| c >= 40).unwrap_or(110)
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&c: &usize| c >= 40)
+        .unwrap_or(110)
 }
 
 fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
@@ -566,16 +650,30 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
 fn eval(a: EvalArgs) -> Result<()> {
     let ckpt = load_model(&a.model)?;
     let rows = stance::data::read_files(&a.data, Some(&ckpt.labels))?;
-    let pb = bar(rows.len() as u64, "{elapsed_precise} [{bar:30}] {pos}/{len} sentences");
-    let report = stance::eval::evaluate_checkpoint(&ckpt, &rows, a.batch_size, a.precision, |n| pb.set_position(n as u64))?;
+    let pb = bar(
+        rows.len() as u64,
+        "{elapsed_precise} [{bar:30}] {pos}/{len} sentences",
+    );
+    let report = stance::eval::evaluate_checkpoint(&ckpt, &rows, a.batch_size, a.precision, |n| {
+        pb.set_position(n as u64)
+    })?;
     pb.finish_and_clear();
-    let text = if a.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.render() };
+    let text = if a.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        report.render()
+    };
     write_output(None, &text)
 }
 
 fn download(a: DownloadArgs) -> Result<()> {
     stance::download::validate_model_id(&a.model_id)?;
-    let name = a.model_id.rsplit('/').next().unwrap_or(&a.model_id).to_string();
+    let name = a
+        .model_id
+        .rsplit('/')
+        .next()
+        .unwrap_or(&a.model_id)
+        .to_string();
     let cfg = stance::download::DownloadConfig {
         overwrite: a.overwrite,
         out: a.out.unwrap_or_else(|| PathBuf::from("models").join(name)),
@@ -593,7 +691,11 @@ fn download(a: DownloadArgs) -> Result<()> {
 
 fn bench(a: BenchArgs) -> Result<()> {
     let rows = stance::data::read_file(&a.data, None)?;
-    let texts: Vec<String> = rows.into_iter().map(|r| r.text).take(a.limit.unwrap_or(usize::MAX)).collect();
+    let texts: Vec<String> = rows
+        .into_iter()
+        .map(|r| r.text)
+        .take(a.limit.unwrap_or(usize::MAX))
+        .collect();
     if let Some(out) = a.logits_out {
         stance::guard::output_file(&out, "--logits-out", std::slice::from_ref(&a.data))?;
         let logits = stance::bench::logits(&a.model, &texts, a.max_len, a.precision)?;
@@ -620,27 +722,60 @@ fn bench(a: BenchArgs) -> Result<()> {
 
 fn data(cmd: DataCommand) -> Result<()> {
     match cmd {
-        DataCommand::Stats { files, tokenizer, json } => {
+        DataCommand::Stats {
+            files,
+            tokenizer,
+            json,
+        } => {
             let rows = stance::data::read_files(&files, None)?;
             let (lengths, unit) = match tokenizer {
                 Some(dir) => {
                     let tok = stance::checkpoint::tokenizer_path_or_build(&dir)?;
                     let enc = stance::batch::TextEncoder::new(tok, 100_000, &dir)?;
                     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
-                    (enc.encode(&texts, None)?.iter().map(|e| e.ids.len()).collect::<Vec<_>>(), "tokens")
+                    (
+                        enc.encode(&texts, None)?
+                            .iter()
+                            .map(|e| e.ids.len())
+                            .collect::<Vec<_>>(),
+                        "tokens",
+                    )
                 }
-                None => (rows.iter().map(|r| r.text.split_whitespace().count()).collect(), "words"),
+                None => (
+                    rows.iter()
+                        .map(|r| r.text.split_whitespace().count())
+                        .collect(),
+                    "words",
+                ),
             };
             let stats = stance::data::Stats::compute(&rows, &lengths, unit);
-            let text = if json { serde_json::to_string_pretty(&stats)? + "\n" } else { stats.render() };
+            let text = if json {
+                serde_json::to_string_pretty(&stats)? + "\n"
+            } else {
+                stats.render()
+            };
             write_output(None, &text)
         }
-        DataCommand::Split { files, dev, test, seed, out_dir, prefix } => {
+        DataCommand::Split {
+            files,
+            dev,
+            test,
+            seed,
+            out_dir,
+            prefix,
+        } => {
             for name in ["train", "dev", "test"] {
-                stance::guard::output_file(&out_dir.join(format!("{prefix}.{name}.jsonl")), "--out-dir/--prefix", &files)?;
+                stance::guard::output_file(
+                    &out_dir.join(format!("{prefix}.{name}.jsonl")),
+                    "--out-dir/--prefix",
+                    &files,
+                )?;
             }
             let rows = stance::data::read_files(&files, None)?;
-            let split = stance::data::split_by_article(&rows, stance::data::SplitConfig { dev, test, seed })?;
+            let split = stance::data::split_by_article(
+                &rows,
+                stance::data::SplitConfig { dev, test, seed },
+            )?;
             for (name, part) in split.parts() {
                 let wanted = match name {
                     "dev" => dev,
@@ -648,7 +783,8 @@ fn data(cmd: DataCommand) -> Result<()> {
                     _ => 1.0,
                 };
                 if part.is_empty() && wanted > 0.0 {
-                    let articles: std::collections::HashSet<String> = rows.iter().map(|r| r.article_key()).collect();
+                    let articles: std::collections::HashSet<String> =
+                        rows.iter().map(|r| r.article_key()).collect();
                     bail!("{} articles are too few to split: the {name} split would be empty (use more data, or --{name} 0)", articles.len());
                 }
             }
@@ -660,17 +796,34 @@ fn data(cmd: DataCommand) -> Result<()> {
             // All three files or none: a failure must not leave a new train split beside an old test split.
             stance::atomic::write_files(&outputs)?;
             for ((path, _), (_, part)) in outputs.iter().zip(split.parts()) {
-                let arts: std::collections::HashSet<String> = part.iter().map(|r| r.article_key()).collect();
-                println!("{}: {} sentences, {} articles", path.display(), part.len(), arts.len());
+                let arts: std::collections::HashSet<String> =
+                    part.iter().map(|r| r.article_key()).collect();
+                println!(
+                    "{}: {} sentences, {} articles",
+                    path.display(),
+                    part.len(),
+                    arts.len()
+                );
             }
-            println!("cross-split duplicate sentences: {}", split.cross_split_duplicates.len());
+            println!(
+                "cross-split duplicate sentences: {}",
+                split.cross_split_duplicates.len()
+            );
             for d in &split.cross_split_duplicates {
                 println!("  {d}");
             }
             Ok(())
         }
-        DataCommand::RealBuild { files, root, out_dir } => {
-            let files = if files.is_empty() { standoff_files(Path::new("data/real"))? } else { files };
+        DataCommand::RealBuild {
+            files,
+            root,
+            out_dir,
+        } => {
+            let files = if files.is_empty() {
+                standoff_files(Path::new("data/real"))?
+            } else {
+                files
+            };
             let rows = stance::data::realnews::read_standoff(&files)?;
             let parts = stance::data::realnews::build(&rows, &root)?;
             let mut outputs = Vec::new();
@@ -681,19 +834,31 @@ fn data(cmd: DataCommand) -> Result<()> {
             }
             stance::atomic::write_files(&outputs)?;
             for ((path, _), (_, part)) in outputs.iter().zip(&parts) {
-                let arts: std::collections::HashSet<String> = part.iter().map(|r| r.article_key()).collect();
-                println!("{}: {} sentences, {} articles", path.display(), part.len(), arts.len());
+                let arts: std::collections::HashSet<String> =
+                    part.iter().map(|r| r.article_key()).collect();
+                println!(
+                    "{}: {} sentences, {} articles",
+                    path.display(),
+                    part.len(),
+                    arts.len()
+                );
             }
             Ok(())
         }
         DataCommand::RealSegment { docs, root } => {
             let mut out = String::new();
             for d in &docs {
-                let (source, doc) = d.split_once('/').with_context(|| format!("{d}: expected SOURCE/PATH"))?;
+                let (source, doc) = d
+                    .split_once('/')
+                    .with_context(|| format!("{d}: expected SOURCE/PATH"))?;
                 let path = root.join(source).join(doc);
-                let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("{}", path.display()))?;
                 let article = stance::data::realnews::article_id(source, doc);
-                for (i, s) in stance::data::realnews::segment(source, &text).iter().enumerate() {
+                for (i, s) in stance::data::realnews::segment(source, &text)
+                    .iter()
+                    .enumerate()
+                {
                     let row = serde_json::json!({"id": format!("{article}#{i}"), "source": source, "doc": doc, "index": i,
                         "start": s.start, "end": s.end, "sha1": stance::data::realnews::sha1_hex(&s.text), "text": s.text});
                     out.push_str(&row.to_string());

@@ -39,7 +39,10 @@ pub struct Metrics {
 
 impl Confusion {
     pub fn new(labels: &[String]) -> Self {
-        Confusion { labels: labels.to_vec(), counts: vec![vec![0; labels.len()]; labels.len()] }
+        Confusion {
+            labels: labels.to_vec(),
+            counts: vec![vec![0; labels.len()]; labels.len()],
+        }
     }
 
     pub fn from_pairs(labels: &[String], gold: &[usize], predicted: &[usize]) -> Self {
@@ -72,14 +75,34 @@ impl Metrics {
                 let support: usize = c.counts[i].iter().sum();
                 let predicted: usize = (0..k).map(|g| c.counts[g][i]).sum();
                 let (p, r) = (ratio(tp, predicted), ratio(tp, support));
-                let f1 = if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) };
-                ClassMetrics { label: c.labels[i].clone(), precision: p, recall: r, f1, support }
+                let f1 = if p + r == 0.0 {
+                    0.0
+                } else {
+                    2.0 * p * r / (p + r)
+                };
+                ClassMetrics {
+                    label: c.labels[i].clone(),
+                    precision: p,
+                    recall: r,
+                    f1,
+                    support,
+                }
             })
             .collect();
         let avg = |w: &dyn Fn(&ClassMetrics) -> f64| {
             let norm: f64 = per_class.iter().map(w).sum();
-            let f = |g: &dyn Fn(&ClassMetrics) -> f64| if norm == 0.0 { 0.0 } else { per_class.iter().map(|m| w(m) * g(m)).sum::<f64>() / norm };
-            Averages { precision: f(&|m| m.precision), recall: f(&|m| m.recall), f1: f(&|m| m.f1) }
+            let f = |g: &dyn Fn(&ClassMetrics) -> f64| {
+                if norm == 0.0 {
+                    0.0
+                } else {
+                    per_class.iter().map(|m| w(m) * g(m)).sum::<f64>() / norm
+                }
+            };
+            Averages {
+                precision: f(&|m| m.precision),
+                recall: f(&|m| m.recall),
+                f1: f(&|m| m.f1),
+            }
         };
         Metrics {
             accuracy: ratio(correct, total),
@@ -93,17 +116,46 @@ impl Metrics {
 
     /// The text report `stance eval` prints.
     pub fn render(&self) -> String {
-        let w = self.confusion.labels.iter().map(|l| l.len()).max().unwrap_or(5).max(12);
+        let w = self
+            .confusion
+            .labels
+            .iter()
+            .map(|l| l.len())
+            .max()
+            .unwrap_or(5)
+            .max(12);
         let mut s = format!("{:>w$}  precision  recall  f1-score  support\n\n", "");
         for m in &self.per_class {
-            s += &format!("{:>w$}  {:>9.3}  {:>6.3}  {:>8.3}  {:>7}\n", m.label, m.precision, m.recall, m.f1, m.support);
+            s += &format!(
+                "{:>w$}  {:>9.3}  {:>6.3}  {:>8.3}  {:>7}\n",
+                m.label, m.precision, m.recall, m.f1, m.support
+            );
         }
-        s += &format!("\n{:>w$}  {:>9}  {:>6}  {:>8.3}  {:>7}\n", "accuracy", "", "", self.accuracy, self.support);
-        for (name, a) in [("macro avg", &self.macro_avg), ("weighted avg", &self.weighted_avg)] {
-            s += &format!("{:>w$}  {:>9.3}  {:>6.3}  {:>8.3}  {:>7}\n", name, a.precision, a.recall, a.f1, self.support);
+        s += &format!(
+            "\n{:>w$}  {:>9}  {:>6}  {:>8.3}  {:>7}\n",
+            "accuracy", "", "", self.accuracy, self.support
+        );
+        for (name, a) in [
+            ("macro avg", &self.macro_avg),
+            ("weighted avg", &self.weighted_avg),
+        ] {
+            s += &format!(
+                "{:>w$}  {:>9.3}  {:>6.3}  {:>8.3}  {:>7}\n",
+                name, a.precision, a.recall, a.f1, self.support
+            );
         }
-        let cw = self.confusion.labels.iter().map(|l| l.len()).max().unwrap_or(5).max(6);
-        s += &format!("\nconfusion matrix (rows: gold, columns: predicted)\n{:>w$}", "");
+        let cw = self
+            .confusion
+            .labels
+            .iter()
+            .map(|l| l.len())
+            .max()
+            .unwrap_or(5)
+            .max(6);
+        s += &format!(
+            "\nconfusion matrix (rows: gold, columns: predicted)\n{:>w$}",
+            ""
+        );
         for l in &self.confusion.labels {
             s += &format!("  {l:>cw$}");
         }
@@ -127,14 +179,21 @@ pub fn expected_calibration_error(probs: &[Vec<f32>], gold: &[usize], bins: usiz
     let mut conf = vec![0.0f64; bins];
     let mut n = vec![0usize; bins];
     for (p, &g) in probs.iter().zip(gold) {
-        let (arg, &c) = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap_or((0, &0.0));
+        let (arg, &c) = p
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap_or((0, &0.0));
         let b = ((c as f64 * bins as f64).ceil() as usize).clamp(1, bins) - 1;
         n[b] += 1;
         conf[b] += c as f64;
         acc[b] += f64::from(u8::from(arg == g));
     }
     let total = probs.len().max(1) as f64;
-    (0..bins).filter(|&b| n[b] > 0).map(|b| (n[b] as f64 / total) * (acc[b] / n[b] as f64 - conf[b] / n[b] as f64).abs()).sum()
+    (0..bins)
+        .filter(|&b| n[b] > 0)
+        .map(|b| (n[b] as f64 / total) * (acc[b] / n[b] as f64 - conf[b] / n[b] as f64).abs())
+        .sum()
 }
 
 #[cfg(test)]
@@ -163,12 +222,18 @@ mod tests {
         close(m.per_class[1].f1, 0.8);
         close(m.per_class[2].f1, 0.75);
         close(m.macro_avg.f1, (4.0 / 7.0 + 0.8 + 0.75) / 3.0);
-        close(m.weighted_avg.f1, (4.0 * 4.0 / 7.0 + 2.0 * 0.8 + 4.0 * 0.75) / 10.0);
+        close(
+            m.weighted_avg.f1,
+            (4.0 * 4.0 / 7.0 + 2.0 * 0.8 + 4.0 * 0.75) / 10.0,
+        );
         close(m.macro_avg.precision, (2.0 / 3.0 + 2.0 / 3.0 + 0.75) / 3.0);
         assert_eq!(m.confusion.counts[2], vec![1, 0, 3]);
         assert_eq!(m.per_class[1].support, 2);
         let text = m.render();
-        assert!(text.contains("macro avg") && text.contains("confusion matrix"), "{text}");
+        assert!(
+            text.contains("macro avg") && text.contains("confusion matrix"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -186,6 +251,9 @@ mod tests {
         // |1 - 0.65| = 0.35, weight 1/3.
         let probs = vec![vec![0.85, 0.15], vec![0.18, 0.82], vec![0.65, 0.35]];
         let ece = expected_calibration_error(&probs, &[0, 0, 0], 10);
-        assert!((ece - (2.0 / 3.0 * 0.335 + 1.0 / 3.0 * 0.35)).abs() < 1e-6, "{ece}");
+        assert!(
+            (ece - (2.0 / 3.0 * 0.335 + 1.0 / 3.0 * 0.35)).abs() < 1e-6,
+            "{ece}"
+        );
     }
 }

@@ -37,7 +37,13 @@ pub struct Prediction {
 }
 
 /// Label every sentence of every article.
-pub fn predict_articles(ckpt: &Checkpoint, articles: &[Article], batch_size: usize, precision: Precision, progress: impl FnMut(usize)) -> Result<Vec<Prediction>> {
+pub fn predict_articles(
+    ckpt: &Checkpoint,
+    articles: &[Article],
+    batch_size: usize,
+    precision: Precision,
+    progress: impl FnMut(usize),
+) -> Result<Vec<Prediction>> {
     let mut spans = Vec::new();
     for a in articles {
         let sentences = split_sentences(&a.text);
@@ -76,7 +82,9 @@ pub fn predict_articles(ckpt: &Checkpoint, articles: &[Article], batch_size: usi
             let rule = match ckpt.labels.id("context") {
                 Some(c) if crate::boilerplate::is_boilerplate(&s.text) => {
                     // The rule decides: all the probability on `context`.
-                    p.iter_mut().enumerate().for_each(|(j, v)| *v = if j == c { 1.0 } else { 0.0 });
+                    p.iter_mut()
+                        .enumerate()
+                        .for_each(|(j, v)| *v = if j == c { 1.0 } else { 0.0 });
                     best = c;
                     Some("boilerplate")
                 }

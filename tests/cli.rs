@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn stance(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stance")).args(args).env("NO_COLOR", "1").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_stance"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -18,7 +22,13 @@ fn stderr(o: &Output) -> String {
 }
 
 fn fails_with(o: Output, needles: &[&str]) {
-    assert_eq!(o.status.code(), Some(1), "stdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
     let e = stderr(&o);
     assert!(!e.contains("panicked"), "{e}");
     for n in needles {
@@ -48,15 +58,42 @@ impl Fixture {
         self.p(name)
     }
     fn train(&self, out: &str, extra: &[&str]) -> Output {
-        let (tr, dev, base, out) = (self.p("train.jsonl"), self.p("dev.jsonl"), self.p("base"), self.p(out));
-        let mut args = vec!["train", "--train", &tr, "--dev", &dev, "--base", &base, "--out", &out, "--epochs", "3", "--batch-size", "4", "--lr", "1e-3", "--max-len", "48"];
+        let (tr, dev, base, out) = (
+            self.p("train.jsonl"),
+            self.p("dev.jsonl"),
+            self.p("base"),
+            self.p(out),
+        );
+        let mut args = vec![
+            "train",
+            "--train",
+            &tr,
+            "--dev",
+            &dev,
+            "--base",
+            &base,
+            "--out",
+            &out,
+            "--epochs",
+            "3",
+            "--batch-size",
+            "4",
+            "--lr",
+            "1e-3",
+            "--max-len",
+            "48",
+        ];
         args.extend_from_slice(extra);
         stance(&args)
     }
 }
 
 fn no_partial_files(dir: &Path) {
-    let stray: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.contains(".partial") || n.contains(".tmp")).collect();
+    let stray: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial") || n.contains(".tmp"))
+        .collect();
     assert!(stray.is_empty(), "{stray:?}");
 }
 
@@ -65,48 +102,143 @@ fn train_predict_eval_end_to_end() {
     let f = Fixture::new();
     let o = f.train("ckpt", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("freshly initialised: classifier.weight, classifier.bias"), "{}", stderr(&o));
-    for file in ["config.json", "model.safetensors", "tokenizer.json", "training_args.json", "metrics.json", "metrics.jsonl"] {
+    assert!(
+        stderr(&o).contains("freshly initialised: classifier.weight, classifier.bias"),
+        "{}",
+        stderr(&o)
+    );
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "training_args.json",
+        "metrics.json",
+        "metrics.jsonl",
+    ] {
         assert!(f.dir.join("ckpt").join(file).is_file(), "{file}");
     }
     let log = std::fs::read_to_string(f.dir.join("ckpt/metrics.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 3);
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     assert!(first["dev_macro_f1"].is_number() && first["train_loss"].is_number());
-    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.dir.join("ckpt/metrics.json")).unwrap()).unwrap();
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.dir.join("ckpt/config.json")).unwrap()).unwrap();
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.dir.join("ckpt/metrics.json")).unwrap())
+            .unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.dir.join("ckpt/config.json")).unwrap())
+            .unwrap();
     let t = metrics["calibration"]["temperature"].as_f64().unwrap();
-    assert!(t > 0.0 && (config["stance"]["temperature"].as_f64().unwrap() - t).abs() < 1e-6, "{metrics}");
+    assert!(
+        t > 0.0 && (config["stance"]["temperature"].as_f64().unwrap() - t).abs() < 1e-6,
+        "{metrics}"
+    );
     // The fitted temperature minimises dev NLL, so it cannot be worse than T = 1.
-    assert!(metrics["calibration"]["dev_nll_after"].as_f64().unwrap() <= metrics["calibration"]["dev_nll_before"].as_f64().unwrap() + 1e-9, "{metrics}");
+    assert!(
+        metrics["calibration"]["dev_nll_after"].as_f64().unwrap()
+            <= metrics["calibration"]["dev_nll_before"].as_f64().unwrap() + 1e-9,
+        "{metrics}"
+    );
     assert!(metrics["calibration"]["dev_ece_after"].is_number());
 
     let article = f.write("article.txt", "Mr. Smith denied the report on Jan. 5. Police accused him of fraud.\n\nThe town was founded in 1820.".as_bytes());
-    let o = stance(&["predict", "--model", &f.p("ckpt"), &article, "--format", "jsonl"]);
+    let o = stance(&[
+        "predict",
+        "--model",
+        &f.p("ckpt"),
+        &article,
+        "--format",
+        "jsonl",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let rows: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0]["text"], "Mr. Smith denied the report on Jan. 5.");
     assert_eq!(rows[1]["start"], 39);
-    let p: f64 = rows[0]["probabilities"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
+    let p: f64 = rows[0]["probabilities"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
     assert!((p - 1.0).abs() < 1e-3);
-    assert!(["assertion", "denial", "allegation", "context"].contains(&rows[0]["label"].as_str().unwrap()));
+    assert!(["assertion", "denial", "allegation", "context"]
+        .contains(&rows[0]["label"].as_str().unwrap()));
 
-    let o = stance(&["predict", "--model", &f.p("ckpt"), &article, "--format", "csv"]);
-    assert!(stdout(&o).starts_with("article,index,start,end,label,probability,p_assertion"), "{}", stdout(&o));
-    let o = stance(&["predict", "--model", &f.p("ckpt"), &article, "--format", "table"]);
-    assert!(stdout(&o).contains("  1  ") && stdout(&o).contains("Mr. Smith denied"), "{}", stdout(&o));
-    let jl = f.write("articles.jsonl", b"{\"id\": \"x\", \"text\": \"One. Two.\"}\n{\"text\": \"Three.\"}\n");
-    let o = stance(&["predict", "--model", &f.p("ckpt"), "--jsonl", &jl, "--output", &f.p("out.jsonl")]);
+    let o = stance(&[
+        "predict",
+        "--model",
+        &f.p("ckpt"),
+        &article,
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        stdout(&o).starts_with("article,index,start,end,label,probability,p_assertion"),
+        "{}",
+        stdout(&o)
+    );
+    let o = stance(&[
+        "predict",
+        "--model",
+        &f.p("ckpt"),
+        &article,
+        "--format",
+        "table",
+    ]);
+    assert!(
+        stdout(&o).contains("  1  ") && stdout(&o).contains("Mr. Smith denied"),
+        "{}",
+        stdout(&o)
+    );
+    let jl = f.write(
+        "articles.jsonl",
+        b"{\"id\": \"x\", \"text\": \"One. Two.\"}\n{\"text\": \"Three.\"}\n",
+    );
+    let o = stance(&[
+        "predict",
+        "--model",
+        &f.p("ckpt"),
+        "--jsonl",
+        &jl,
+        "--output",
+        &f.p("out.jsonl"),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(f.dir.join("out.jsonl")).unwrap().lines().count(), 3);
+    assert_eq!(
+        std::fs::read_to_string(f.dir.join("out.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
 
     let o = stance(&["eval", "--model", &f.p("ckpt"), "--data", &f.p("dev.jsonl")]);
     assert!(o.status.success(), "{}", stderr(&o));
-    for s in ["precision", "recall", "f1-score", "support", "macro avg", "weighted avg", "accuracy", "confusion matrix", "allegation", "calibration"] {
+    for s in [
+        "precision",
+        "recall",
+        "f1-score",
+        "support",
+        "macro avg",
+        "weighted avg",
+        "accuracy",
+        "confusion matrix",
+        "allegation",
+        "calibration",
+    ] {
         assert!(stdout(&o).contains(s), "{s} missing in {}", stdout(&o));
     }
-    let o = stance(&["eval", "--model", &f.p("ckpt"), "--data", &f.p("dev.jsonl"), "--json"]);
+    let o = stance(&[
+        "eval",
+        "--model",
+        &f.p("ckpt"),
+        "--data",
+        &f.p("dev.jsonl"),
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["metrics"]["support"], 8);
     assert_eq!(v["metrics"]["confusion"]["labels"][1], "denial");
@@ -116,55 +248,146 @@ fn train_predict_eval_end_to_end() {
 #[test]
 fn bad_data_is_reported_with_file_and_line() {
     let f = Fixture::new();
-    let bad = f.write("bad.jsonl", b"{\"text\": \"ok.\", \"label\": \"context\"}\n{\"text\": \"x\", \"label\": \"rumour\"}\n");
-    let o = stance(&["train", "--train", &bad, "--base", &f.p("base"), "--out", &f.p("o")]);
+    let bad = f.write(
+        "bad.jsonl",
+        b"{\"text\": \"ok.\", \"label\": \"context\"}\n{\"text\": \"x\", \"label\": \"rumour\"}\n",
+    );
+    let o = stance(&[
+        "train",
+        "--train",
+        &bad,
+        "--base",
+        &f.p("base"),
+        "--out",
+        &f.p("o"),
+    ]);
     fails_with(o, &["bad.jsonl:2", "unknown label \"rumour\""]);
-    let bad = f.write("bad2.jsonl", b"{\"text\": \"ok.\", \"label\": \"context\"}\n{\"text\": \"x\",\n");
-    fails_with(stance(&["train", "--train", &bad, "--base", &f.p("base"), "--out", &f.p("o")]), &["bad2.jsonl:2", "bad JSON"]);
+    let bad = f.write(
+        "bad2.jsonl",
+        b"{\"text\": \"ok.\", \"label\": \"context\"}\n{\"text\": \"x\",\n",
+    );
+    fails_with(
+        stance(&[
+            "train",
+            "--train",
+            &bad,
+            "--base",
+            &f.p("base"),
+            "--out",
+            &f.p("o"),
+        ]),
+        &["bad2.jsonl:2", "bad JSON"],
+    );
     let bad = f.write("bad3.jsonl", b"{\"text\": \"\", \"label\": \"context\"}\n");
-    fails_with(stance(&["train", "--train", &bad, "--base", &f.p("base"), "--out", &f.p("o")]), &["bad3.jsonl:1", "empty text"]);
-    let bad = f.write("bad4.jsonl", b"{\"text\": \"caf\xe9\", \"label\": \"context\"}\n");
-    fails_with(stance(&["data", "stats", &bad]), &["bad4.jsonl:1", "invalid UTF-8"]);
+    fails_with(
+        stance(&[
+            "train",
+            "--train",
+            &bad,
+            "--base",
+            &f.p("base"),
+            "--out",
+            &f.p("o"),
+        ]),
+        &["bad3.jsonl:1", "empty text"],
+    );
+    let bad = f.write(
+        "bad4.jsonl",
+        b"{\"text\": \"caf\xe9\", \"label\": \"context\"}\n",
+    );
+    fails_with(
+        stance(&["data", "stats", &bad]),
+        &["bad4.jsonl:1", "invalid UTF-8"],
+    );
     assert!(!f.dir.join("o").exists());
 }
 
 #[test]
 fn bad_models_and_inputs_fail_cleanly() {
     let f = Fixture::new();
-    fails_with(stance(&["predict", "--model", &f.p("nope"), &f.p("train.jsonl")]), &["nope", "no such directory"]);
+    fails_with(
+        stance(&["predict", "--model", &f.p("nope"), &f.p("train.jsonl")]),
+        &["nope", "no such directory"],
+    );
     // A base encoder is not a classifier checkpoint.
     let a = f.write("a.txt", b"Hello there.");
-    fails_with(stance(&["predict", "--model", &f.p("base"), &a]), &["id2label"]);
+    fails_with(
+        stance(&["predict", "--model", &f.p("base"), &a]),
+        &["id2label"],
+    );
     // Missing weights in the base.
     std::fs::create_dir_all(f.dir.join("empty")).unwrap();
-    std::fs::copy(f.dir.join("base/config.json"), f.dir.join("empty/config.json")).unwrap();
-    fails_with(f_train_with_base(&f, "empty"), &["missing model.safetensors"]);
+    std::fs::copy(
+        f.dir.join("base/config.json"),
+        f.dir.join("empty/config.json"),
+    )
+    .unwrap();
+    fails_with(
+        f_train_with_base(&f, "empty"),
+        &["missing model.safetensors"],
+    );
     // Mismatched shapes between config and weights.
     std::fs::create_dir_all(f.dir.join("mismatch")).unwrap();
     for file in ["model.safetensors", "tokenizer.json"] {
-        std::fs::copy(f.dir.join("base").join(file), f.dir.join("mismatch").join(file)).unwrap();
+        std::fs::copy(
+            f.dir.join("base").join(file),
+            f.dir.join("mismatch").join(file),
+        )
+        .unwrap();
     }
-    let cfg = std::fs::read_to_string(f.dir.join("base/config.json")).unwrap().replace("\"intermediate_size\": 64", "\"intermediate_size\": 80");
+    let cfg = std::fs::read_to_string(f.dir.join("base/config.json"))
+        .unwrap()
+        .replace("\"intermediate_size\": 64", "\"intermediate_size\": 80");
     std::fs::write(f.dir.join("mismatch/config.json"), cfg).unwrap();
-    fails_with(f_train_with_base(&f, "mismatch"), &["intermediate.dense.weight", "config.json", "intermediate_size"]);
+    fails_with(
+        f_train_with_base(&f, "mismatch"),
+        &[
+            "intermediate.dense.weight",
+            "config.json",
+            "intermediate_size",
+        ],
+    );
     // Non-UTF-8 and empty articles.
     let o = f.train("ckpt", &["--epochs", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let bin = f.write("bin.txt", b"Fine line.\n\xff\xfe broken");
-    fails_with(stance(&["predict", "--model", &f.p("ckpt"), &bin]), &["bin.txt:2", "invalid UTF-8"]);
+    fails_with(
+        stance(&["predict", "--model", &f.p("ckpt"), &bin]),
+        &["bin.txt:2", "invalid UTF-8"],
+    );
     let empty = f.write("empty.txt", b"  \n");
-    fails_with(stance(&["predict", "--model", &f.p("ckpt"), &empty]), &["empty.txt", "empty"]);
+    fails_with(
+        stance(&["predict", "--model", &f.p("ckpt"), &empty]),
+        &["empty.txt", "empty"],
+    );
     let jl = f.write("no_text.jsonl", b"{\"body\": \"x\"}\n");
-    fails_with(stance(&["predict", "--model", &f.p("ckpt"), "--jsonl", &jl]), &["no_text.jsonl:1", "text"]);
+    fails_with(
+        stance(&["predict", "--model", &f.p("ckpt"), "--jsonl", &jl]),
+        &["no_text.jsonl:1", "text"],
+    );
     // Data whose labels the model does not know.
-    let other = f.write("other.jsonl", b"{\"text\": \"x.\", \"label\": \"satire\"}\n");
-    fails_with(stance(&["eval", "--model", &f.p("ckpt"), "--data", &other]), &["other.jsonl:1", "satire"]);
+    let other = f.write(
+        "other.jsonl",
+        b"{\"text\": \"x.\", \"label\": \"satire\"}\n",
+    );
+    fails_with(
+        stance(&["eval", "--model", &f.p("ckpt"), "--data", &other]),
+        &["other.jsonl:1", "satire"],
+    );
     // Usage errors exit with 2.
     assert_eq!(stance(&["train"]).status.code(), Some(2));
 }
 
 fn f_train_with_base(f: &Fixture, base: &str) -> Output {
-    stance(&["train", "--train", &f.p("train.jsonl"), "--base", &f.p(base), "--out", &f.p("o")])
+    stance(&[
+        "train",
+        "--train",
+        &f.p("train.jsonl"),
+        "--base",
+        &f.p(base),
+        "--out",
+        &f.p("o"),
+    ])
 }
 
 #[test]
@@ -179,14 +402,43 @@ fn diverging_training_leaves_no_checkpoint() {
 #[test]
 fn labels_from_data_and_seed_reproduces_weights() {
     let f = Fixture::new();
-    let rows: Vec<(&str, &str)> = common::TRAIN_ROWS.iter().map(|(t, l)| (*t, if *l == "denial" { "rebuttal" } else { "other" })).collect();
+    let rows: Vec<(&str, &str)> = common::TRAIN_ROWS
+        .iter()
+        .map(|(t, l)| (*t, if *l == "denial" { "rebuttal" } else { "other" }))
+        .collect();
     common::write_jsonl(&f.dir.join("custom.jsonl"), &rows, 4);
-    let run = |out: &str| stance(&["train", "--train", &f.p("custom.jsonl"), "--base", &f.p("base"), "--out", &f.p(out), "--labels", "auto", "--epochs", "2", "--batch-size", "4", "--seed", "9"]);
+    let run = |out: &str| {
+        stance(&[
+            "train",
+            "--train",
+            &f.p("custom.jsonl"),
+            "--base",
+            &f.p("base"),
+            "--out",
+            &f.p(out),
+            "--labels",
+            "auto",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--seed",
+            "9",
+        ])
+    };
     assert!(run("c1").status.success());
     assert!(run("c2").status.success());
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.dir.join("c1/config.json")).unwrap()).unwrap();
-    assert_eq!(cfg["id2label"], serde_json::json!({"0": "other", "1": "rebuttal"}));
-    assert_eq!(std::fs::read(f.dir.join("c1/model.safetensors")).unwrap(), std::fs::read(f.dir.join("c2/model.safetensors")).unwrap());
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.dir.join("c1/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        cfg["id2label"],
+        serde_json::json!({"0": "other", "1": "rebuttal"})
+    );
+    assert_eq!(
+        std::fs::read(f.dir.join("c1/model.safetensors")).unwrap(),
+        std::fs::read(f.dir.join("c2/model.safetensors")).unwrap()
+    );
 }
 
 #[test]
@@ -204,14 +456,36 @@ fn data_stats_and_split() {
     let o = stance(&["data", "stats", &data]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
-    assert!(s.contains("101 sentences in 20 articles") && s.contains("sport") && s.contains("duplicate sentences: 1"), "{s}");
+    assert!(
+        s.contains("101 sentences in 20 articles")
+            && s.contains("sport")
+            && s.contains("duplicate sentences: 1"),
+        "{s}"
+    );
     let o = stance(&["data", "stats", &data, "--tokenizer", &f.p("base")]);
     assert!(stdout(&o).contains("length in tokens"), "{}", stdout(&o));
-    let o = stance(&["data", "split", &data, "--dev", "0.2", "--test", "0.2", "--seed", "1", "--out-dir", &f.p("split"), "--prefix", "x"]);
+    let o = stance(&[
+        "data",
+        "split",
+        &data,
+        "--dev",
+        "0.2",
+        "--test",
+        "0.2",
+        "--seed",
+        "1",
+        "--out-dir",
+        &f.p("split"),
+        "--prefix",
+        "x",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mut total = 0;
     for part in ["train", "dev", "test"] {
-        let n = std::fs::read_to_string(f.dir.join(format!("split/x.{part}.jsonl"))).unwrap().lines().count();
+        let n = std::fs::read_to_string(f.dir.join(format!("split/x.{part}.jsonl")))
+            .unwrap()
+            .lines()
+            .count();
         assert!(n > 0);
         total += n;
     }
@@ -223,24 +497,61 @@ fn data_stats_and_split() {
 fn bench_reports_throughput_and_logits_match_the_model() {
     let f = Fixture::new();
     for mode in ["infer", "train-full", "train-lora"] {
-        let o = stance(&["bench", "--model", &f.p("base"), "--data", &f.p("train.jsonl"), "--mode", mode, "--reps", "2", "--steps", "2", "--batch-size", "4"]);
+        let o = stance(&[
+            "bench",
+            "--model",
+            &f.p("base"),
+            "--data",
+            &f.p("train.jsonl"),
+            "--mode",
+            mode,
+            "--reps",
+            "2",
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+        ]);
         assert!(o.status.success(), "{mode}: {}", stderr(&o));
         let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
         assert_eq!(v["mode"], mode);
-        assert!(v["sentences_per_second"].as_f64().unwrap() > 0.0 && v["reps"].as_array().unwrap().len() == 2);
+        assert!(
+            v["sentences_per_second"].as_f64().unwrap() > 0.0
+                && v["reps"].as_array().unwrap().len() == 2
+        );
         assert!(v["peak_rss_mb"].as_f64().unwrap() > 0.0);
     }
     let o = f.train("ckpt", &["--epochs", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = stance(&["bench", "--model", &f.p("ckpt"), "--data", &f.p("dev.jsonl"), "--limit", "3", "--logits-out", &f.p("logits.json")]);
+    let o = stance(&[
+        "bench",
+        "--model",
+        &f.p("ckpt"),
+        "--data",
+        &f.p("dev.jsonl"),
+        "--limit",
+        "3",
+        "--logits-out",
+        &f.p("logits.json"),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let logits: Vec<Vec<f32>> = serde_json::from_str(&std::fs::read_to_string(f.dir.join("logits.json")).unwrap()).unwrap();
+    let logits: Vec<Vec<f32>> =
+        serde_json::from_str(&std::fs::read_to_string(f.dir.join("logits.json")).unwrap()).unwrap();
     assert_eq!(logits.len(), 3);
     // The same sentence through `predict` gives the softmax of those logits at the fitted temperature.
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.dir.join("ckpt/config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.dir.join("ckpt/config.json")).unwrap())
+            .unwrap();
     let t = cfg["stance"]["temperature"].as_f64().unwrap() as f32;
     let first = f.write("first.txt", common::TRAIN_ROWS[0].0.as_bytes());
-    let o = stance(&["predict", "--model", &f.p("ckpt"), &first, "--format", "jsonl"]);
+    let o = stance(&[
+        "predict",
+        "--model",
+        &f.p("ckpt"),
+        &first,
+        "--format",
+        "jsonl",
+    ]);
     let row: serde_json::Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
     let want = stance::infer::probabilities(&logits[0], t);
     let got = row["probabilities"]["assertion"].as_f64().unwrap() as f32;
@@ -261,7 +572,10 @@ fn context_checkpoints_feed_neighbours_as_second_segment() {
     let alone = ckpt.encoder.encode(&[rows[1].text.as_str()], None).unwrap();
     assert!(encs[1].ids.len() > alone[0].ids.len() + 5);
     // predict picks the context up from the checkpoint by itself.
-    let a = f.write("a.txt", b"The mayor denied the report. Police accused him of fraud. The town was founded in 1820.");
+    let a = f.write(
+        "a.txt",
+        b"The mayor denied the report. Police accused him of fraud. The town was founded in 1820.",
+    );
     let o = stance(&["predict", "--model", &f.p("ctx"), &a, "--format", "jsonl"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).lines().count(), 3);
@@ -277,7 +591,11 @@ fn table_width_follows_columns_and_wide_prints_whole_sentences() {
     let run = |extra: &[&str], columns: &str| {
         let mut all: Vec<&str> = vec!["predict", "--model", &model, "--format", "table", &art];
         all.extend_from_slice(extra);
-        Command::new(env!("CARGO_BIN_EXE_stance")).args(&all).env("COLUMNS", columns).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_stance"))
+            .args(&all)
+            .env("COLUMNS", columns)
+            .output()
+            .unwrap()
     };
     let narrow = stdout(&run(&[], "60"));
     let row = narrow.lines().nth(1).unwrap();
@@ -291,28 +609,60 @@ fn long_sentences_keep_their_end_and_are_flagged() {
     let f = Fixture::new();
     assert!(f.train("ckpt", &[]).status.success());
     // 150 words, the denial at the very end.
-    let long = format!("{} and the mayor denied it.", vec!["the council met again"; 37].join(" and"));
-    let art = f.write("long.txt", format!("{long} The plant opened in May.").as_bytes());
-    let o = stance(&["predict", "--model", &f.p("ckpt"), "--format", "jsonl", &art]);
+    let long = format!(
+        "{} and the mayor denied it.",
+        vec!["the council met again"; 37].join(" and")
+    );
+    let art = f.write(
+        "long.txt",
+        format!("{long} The plant opened in May.").as_bytes(),
+    );
+    let o = stance(&[
+        "predict",
+        "--model",
+        &f.p("ckpt"),
+        "--format",
+        "jsonl",
+        &art,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("1 sentence(s) longer than the model's 48-token window"), "{}", stderr(&o));
-    let rows: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        stderr(&o).contains("1 sentence(s) longer than the model's 48-token window"),
+        "{}",
+        stderr(&o)
+    );
+    let rows: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["truncated"], true);
     assert_eq!(rows[1]["truncated"], false);
     // The window holds the sentence's last words.
-    let enc = stance::batch::TextEncoder::from_file(&f.dir.join("ckpt/tokenizer.json"), 48).unwrap();
+    let enc =
+        stance::batch::TextEncoder::from_file(&f.dir.join("ckpt/tokenizer.json"), 48).unwrap();
     let (e, flags) = enc.encode_flagged(&[long.as_str()], None).unwrap();
     assert!(flags[0] && e[0].ids.len() == 48);
     let tail = enc.tokenizer().encode("denied it.", false).unwrap();
     let tail_ids = tail.get_ids();
     let n = e[0].ids.len();
-    assert_eq!(&e[0].ids[n - 1 - tail_ids.len()..n - 1], tail_ids, "the end of the sentence is in the window");
+    assert_eq!(
+        &e[0].ids[n - 1 - tail_ids.len()..n - 1],
+        tail_ids,
+        "the end of the sentence is in the window"
+    );
     // A 5 MB single sentence is labelled quickly, its memory bounded by the character cap.
     let huge = "word ".repeat(1_000_000) + "denied.";
     let big = f.write("huge.txt", huge.as_bytes());
     let t = std::time::Instant::now();
-    let o = stance(&["predict", "--model", &f.p("ckpt"), "--format", "jsonl", &big]);
+    let o = stance(&[
+        "predict",
+        "--model",
+        &f.p("ckpt"),
+        "--format",
+        "jsonl",
+        &big,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
 }
@@ -322,15 +672,32 @@ fn bylines_and_credits_are_context_by_rule() {
     let f = Fixture::new();
     assert!(f.train("ckpt", &[]).status.success());
     let art = f.write("wire.txt", b"Mayor denies report\nBy Ellen Marsh\nThe mayor denied the report.\n(Reporting by Jan Strupczewski; Editing by Alison Williams)\n");
-    let o = stance(&["predict", "--model", &f.p("ckpt"), "--format", "jsonl", &art]);
+    let o = stance(&[
+        "predict",
+        "--model",
+        &f.p("ckpt"),
+        "--format",
+        "jsonl",
+        &art,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let rows: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 4, "{rows:?}");
     for i in [1, 3] {
         assert_eq!(rows[i]["label"], "context", "{}", rows[i]);
         assert_eq!(rows[i]["rule"], "boilerplate", "{}", rows[i]);
     }
     assert!(rows[2]["rule"].is_null());
-    let table = stdout(&stance(&["predict", "--model", &f.p("ckpt"), "--format", "table", &art]));
+    let table = stdout(&stance(&[
+        "predict",
+        "--model",
+        &f.p("ckpt"),
+        "--format",
+        "table",
+        &art,
+    ]));
     assert_eq!(table.lines().count(), 5, "one row per sentence: {table}");
 }

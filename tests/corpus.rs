@@ -13,9 +13,15 @@ fn data_dir() -> PathBuf {
 }
 
 fn corpus() -> Vec<LabelledSentence> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir().join("raw")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir().join("raw"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
-    files.iter().flat_map(|f| read_file(f, Some(&LabelSet::default_stance())).unwrap()).collect()
+    files
+        .iter()
+        .flat_map(|f| read_file(f, Some(&LabelSet::default_stance())).unwrap())
+        .collect()
 }
 
 #[test]
@@ -27,15 +33,29 @@ fn corpus_is_well_formed_and_balanced() {
     for r in &rows {
         let id = r.id.clone().expect("every sentence has an id");
         assert!(ids.insert(id.clone()), "duplicate id {id}");
-        assert!(r.domain.is_some() && r.index.is_some(), "{id}: missing domain or index");
-        articles.entry(r.article.clone().expect("article")).or_default().push(r);
+        assert!(
+            r.domain.is_some() && r.index.is_some(),
+            "{id}: missing domain or index"
+        );
+        articles
+            .entry(r.article.clone().expect("article"))
+            .or_default()
+            .push(r);
     }
     assert!(articles.len() >= 250, "{} articles", articles.len());
     for (a, s) in &articles {
         assert!((8..=30).contains(&s.len()), "{a}: {} sentences", s.len());
         let idx: Vec<usize> = s.iter().map(|r| r.index.unwrap()).collect();
-        assert_eq!(idx, (0..s.len()).collect::<Vec<_>>(), "{a}: indices out of order");
-        assert_eq!(s.iter().map(|r| &r.domain).collect::<HashSet<_>>().len(), 1, "{a}: mixed domains");
+        assert_eq!(
+            idx,
+            (0..s.len()).collect::<Vec<_>>(),
+            "{a}: indices out of order"
+        );
+        assert_eq!(
+            s.iter().map(|r| &r.domain).collect::<HashSet<_>>().len(),
+            1,
+            "{a}: mixed domains"
+        );
     }
     let n = rows.len() as f64;
     let mut labels: HashMap<&str, usize> = HashMap::new();
@@ -91,7 +111,12 @@ fn no_near_duplicate_sentences() {
             }
         }
     }
-    assert!(bad.is_empty(), "{} near-duplicate pairs:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} near-duplicate pairs:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -106,12 +131,23 @@ fn split_files_partition_the_corpus_by_article() {
         let split = read_file(&path, Some(&LabelSet::default_stance())).unwrap();
         sizes.push(split.len());
         for r in split {
-            assert!(seen_ids.insert(r.id.clone().unwrap()), "{:?} in two splits", r.id);
+            assert!(
+                seen_ids.insert(r.id.clone().unwrap()),
+                "{:?} in two splits",
+                r.id
+            );
             let prev = article_split.insert(r.article.clone().unwrap(), part);
-            assert!(prev.is_none() || prev == Some(part), "article {:?} spans {prev:?} and {part}", r.article);
+            assert!(
+                prev.is_none() || prev == Some(part),
+                "article {:?} spans {prev:?} and {part}",
+                r.article
+            );
         }
     }
     assert_eq!(seen_ids, all, "the splits must hold exactly the corpus");
     let n = rows.len() as f64;
-    assert!((sizes[0] as f64 / n - 0.8).abs() < 0.03 && (sizes[1] as f64 / n - 0.1).abs() < 0.03, "{sizes:?}");
+    assert!(
+        (sizes[0] as f64 / n - 0.8).abs() < 0.03 && (sizes[1] as f64 / n - 0.1).abs() < 0.03,
+        "{sizes:?}"
+    );
 }

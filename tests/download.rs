@@ -36,11 +36,16 @@ fn serve(files: HashMap<String, Vec<u8>>) -> u16 {
                 }
             }
             let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
-            let file = path.strip_prefix("/org/tiny/resolve/main/").and_then(|f| files.get(f));
+            let file = path
+                .strip_prefix("/org/tiny/resolve/main/")
+                .and_then(|f| files.get(f));
             let response = match file {
-                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
                 Some(body) => {
-                    let (start, end) = range.map(|(a, b)| (a, b.unwrap_or(body.len() - 1).min(body.len() - 1))).unwrap_or((0, body.len() - 1));
+                    let (start, end) = range
+                        .map(|(a, b)| (a, b.unwrap_or(body.len() - 1).min(body.len() - 1)))
+                        .unwrap_or((0, body.len() - 1));
                     let part = &body[start..=end];
                     let mut head = format!(
                         "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{end}/{}\r\nETag: \"etag-{}-{}\"\r\nX-Repo-Commit: 0123456789abcdef0123456789abcdef01234567\r\nConnection: close\r\n\r\n",
@@ -61,7 +66,13 @@ fn serve(files: HashMap<String, Vec<u8>>) -> u16 {
 }
 
 fn stance(args: &[&str], endpoint: &str, home: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_stance")).args(args).env("HF_ENDPOINT", endpoint).env("HF_HOME", home).env_remove("HF_HUB_OFFLINE").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_stance"))
+        .args(args)
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_HOME", home)
+        .env_remove("HF_HUB_OFFLINE")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -77,20 +88,57 @@ fn downloads_from_a_hub_layout_server_then_offline_from_cache() {
     let endpoint = format!("http://127.0.0.1:{port}");
     let home = t.path().join("hf-home");
     let out = t.path().join("got");
-    let o = stance(&["download", "org/tiny", "--out", out.to_str().unwrap()], &endpoint, &home);
+    let o = stance(
+        &["download", "org/tiny", "--out", out.to_str().unwrap()],
+        &endpoint,
+        &home,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in ["config.json", "vocab.txt", "model.safetensors", "tokenizer.json"] {
+    for f in [
+        "config.json",
+        "vocab.txt",
+        "model.safetensors",
+        "tokenizer.json",
+    ] {
         assert!(out.join(f).is_file(), "{f}");
     }
-    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), std::fs::read(base.join("model.safetensors")).unwrap());
+    assert_eq!(
+        std::fs::read(out.join("model.safetensors")).unwrap(),
+        std::fs::read(base.join("model.safetensors")).unwrap()
+    );
     // The downloaded directory works as a training base.
-    let ck = stance::checkpoint::load_base(&out, &stance::labels::LabelSet::default_stance(), 32, 1, &candle_core::Device::Cpu).unwrap();
-    assert_eq!(ck.load_report.fresh, vec!["classifier.weight", "classifier.bias"]);
-    assert_eq!(ck.encoder.encode(&["the report"], None).unwrap()[0].ids.len(), 4);
+    let ck = stance::checkpoint::load_base(
+        &out,
+        &stance::labels::LabelSet::default_stance(),
+        32,
+        1,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(
+        ck.load_report.fresh,
+        vec!["classifier.weight", "classifier.bias"]
+    );
+    assert_eq!(
+        ck.encoder.encode(&["the report"], None).unwrap()[0]
+            .ids
+            .len(),
+        4
+    );
 
     // Offline: served from the HF_HOME cache, with an unreachable endpoint.
     let out2 = t.path().join("got2");
-    let o = stance(&["download", "org/tiny", "--offline", "--out", out2.to_str().unwrap()], "http://127.0.0.1:9", &home);
+    let o = stance(
+        &[
+            "download",
+            "org/tiny",
+            "--offline",
+            "--out",
+            out2.to_str().unwrap(),
+        ],
+        "http://127.0.0.1:9",
+        &home,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out2.join("model.safetensors").is_file());
 }
@@ -100,13 +148,34 @@ fn unreachable_hub_and_empty_cache_are_clear_errors() {
     let t = tempfile::tempdir().unwrap();
     let home = t.path().join("hf-home");
     let out = t.path().join("got");
-    let o = stance(&["download", "org/tiny", "--out", out.to_str().unwrap()], "http://127.0.0.1:9", &home);
+    let o = stance(
+        &["download", "org/tiny", "--out", out.to_str().unwrap()],
+        "http://127.0.0.1:9",
+        &home,
+    );
     assert_eq!(o.status.code(), Some(1));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("org/tiny") && e.contains("cannot fetch config.json from http://127.0.0.1:9"), "{e}");
-    let o = stance(&["download", "org/tiny", "--offline", "--out", out.to_str().unwrap()], "http://127.0.0.1:9", &home);
+    assert!(
+        e.contains("org/tiny") && e.contains("cannot fetch config.json from http://127.0.0.1:9"),
+        "{e}"
+    );
+    let o = stance(
+        &[
+            "download",
+            "org/tiny",
+            "--offline",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "http://127.0.0.1:9",
+        &home,
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not in the cache"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not in the cache"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!out.exists());
 }
 
@@ -119,7 +188,20 @@ fn missing_weights_on_the_hub_is_named() {
         files.insert(f.to_string(), std::fs::read(base.join(f)).unwrap());
     }
     let port = serve(files);
-    let o = stance(&["download", "org/tiny", "--out", t.path().join("x").to_str().unwrap()], &format!("http://127.0.0.1:{port}"), &t.path().join("h"));
+    let o = stance(
+        &[
+            "download",
+            "org/tiny",
+            "--out",
+            t.path().join("x").to_str().unwrap(),
+        ],
+        &format!("http://127.0.0.1:{port}"),
+        &t.path().join("h"),
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("has no model.safetensors"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("has no model.safetensors"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -28,15 +28,27 @@ const TEXTS: &[&str] = &[
 ];
 
 /// Logits of the candle model's inference path on one padded batch.
-fn candle_logits(enc: &TextEncoder, model: &stance::model::BertClassifier, encs: &[Encoded]) -> Vec<Vec<f32>> {
+fn candle_logits(
+    enc: &TextEncoder,
+    model: &stance::model::BertClassifier,
+    encs: &[Encoded],
+) -> Vec<Vec<f32>> {
     let refs: Vec<&Encoded> = encs.iter().collect();
     let b = enc.batch(&refs, None, &Device::Cpu).unwrap();
-    model.forward_t(&b.ids, &b.type_ids, &b.mask, false).unwrap().to_vec2::<f32>().unwrap()
+    model
+        .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap()
 }
 
 fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn engine_logits(engine: &Engine, encs: &[Encoded]) -> Vec<Vec<f32>> {
@@ -82,21 +94,42 @@ fn sentence_pairs_and_long_inputs_match() {
 #[test]
 fn lora_adapters_are_merged() {
     let (_t, mut ckpt) = setup();
-    let cfg = stance::model::LoraConfig { r: 2, alpha: 4.0, targets: vec!["query".into(), "value".into(), "dense".into()] };
+    let cfg = stance::model::LoraConfig {
+        r: 2,
+        alpha: 4.0,
+        targets: vec!["query".into(), "value".into(), "dense".into()],
+    };
     ckpt.model.add_lora(&cfg).unwrap();
     // Move every B off zero, so the adapters change the function.
-    let names: Vec<String> = ckpt.model.params.names().iter().filter(|n| n.contains("lora_B")).cloned().collect();
+    let names: Vec<String> = ckpt
+        .model
+        .params
+        .names()
+        .iter()
+        .filter(|n| n.contains("lora_B"))
+        .cloned()
+        .collect();
     for (i, n) in names.iter().enumerate() {
         let var = ckpt.model.params.get(n).unwrap();
         let shape = var.as_tensor().dims().to_vec();
         let count: usize = shape.iter().product();
-        let vals: Vec<f32> = (0..count).map(|j| ((i * 31 + j * 7) % 13) as f32 * 0.1 - 0.6).collect();
-        var.set(&Tensor::from_vec(vals, shape, &Device::Cpu).unwrap()).unwrap();
+        let vals: Vec<f32> = (0..count)
+            .map(|j| ((i * 31 + j * 7) % 13) as f32 * 0.1 - 0.6)
+            .collect();
+        var.set(&Tensor::from_vec(vals, shape, &Device::Cpu).unwrap())
+            .unwrap();
     }
     let encs = ckpt.encoder.encode(TEXTS, None).unwrap();
     let want = candle_logits(&ckpt.encoder, &ckpt.model, &encs);
-    let plain = engine_logits(&Engine::new(&setup().1.model, Precision::F32).unwrap(), &encs);
-    assert!(max_diff(&plain, &want) > 1e-3, "the adapters should matter: {}", max_diff(&plain, &want));
+    let plain = engine_logits(
+        &Engine::new(&setup().1.model, Precision::F32).unwrap(),
+        &encs,
+    );
+    assert!(
+        max_diff(&plain, &want) > 1e-3,
+        "the adapters should matter: {}",
+        max_diff(&plain, &want)
+    );
     let got = engine_logits(&Engine::new(&ckpt.model, Precision::F32).unwrap(), &encs);
     let d = max_diff(&got, &want);
     assert!(d < 1e-4, "max |diff| {d}");
@@ -120,13 +153,29 @@ fn bad_token_ids_are_errors() {
     let (_t, ckpt) = setup();
     let engine = Engine::new(&ckpt.model, Precision::F32).unwrap();
     let vocab = ckpt.model.config.vocab_size as u32;
-    let bad = Encoded { ids: vec![2, vocab + 5, 3], type_ids: vec![0, 0, 0] };
+    let bad = Encoded {
+        ids: vec![2, vocab + 5, 3],
+        type_ids: vec![0, 0, 0],
+    };
     let err = engine.logits(&[&bad]).unwrap_err().to_string();
     assert!(err.contains("outside the vocabulary"), "{err}");
-    let bad_type = Encoded { ids: vec![2, 3], type_ids: vec![0, 7] };
+    let bad_type = Encoded {
+        ids: vec![2, 3],
+        type_ids: vec![0, 7],
+    };
     assert!(engine.logits(&[&bad_type]).is_err());
-    let empty = Encoded { ids: vec![], type_ids: vec![] };
+    let empty = Encoded {
+        ids: vec![],
+        type_ids: vec![],
+    };
     assert!(engine.logits(&[&empty]).is_err());
-    let too_long = Encoded { ids: vec![2; 129], type_ids: vec![0; 129] };
-    assert!(engine.logits(&[&too_long]).unwrap_err().to_string().contains("max_position_embeddings"));
+    let too_long = Encoded {
+        ids: vec![2; 129],
+        type_ids: vec![0; 129],
+    };
+    assert!(engine
+        .logits(&[&too_long])
+        .unwrap_err()
+        .to_string()
+        .contains("max_position_embeddings"));
 }

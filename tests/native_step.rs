@@ -12,7 +12,12 @@ use stance::rng::Rng;
 use stance::train::loss::weighted_cross_entropy;
 use stance::train::native;
 
-const TEXTS: &[&str] = &["The mayor denied the report.", "Short.", "He was accused of theft in 2020, police said.", "A"];
+const TEXTS: &[&str] = &[
+    "The mayor denied the report.",
+    "Short.",
+    "He was accused of theft in 2020, police said.",
+    "A",
+];
 const LABELS: &[u32] = &[1, 0, 2, 3];
 const WEIGHTS: &[f32] = &[0.5, 1.0, 2.0, 1.5];
 
@@ -27,9 +32,24 @@ fn setup(dropout: f64) -> (tempfile::TempDir, BertClassifier, Batch) {
     // Non-trivial biases and norm parameters, so their gradients and the
     // paths through them are exercised.
     let mut rng = Rng::new(9);
-    let names: Vec<String> = model.params.names().iter().filter(|n| n.ends_with(".bias") || n.contains("LayerNorm")).cloned().collect();
+    let names: Vec<String> = model
+        .params
+        .names()
+        .iter()
+        .filter(|n| n.ends_with(".bias") || n.contains("LayerNorm"))
+        .cloned()
+        .collect();
     for n in names {
-        randomise(&mut model, &n, &mut rng, if n.contains("LayerNorm.weight") { 1.0 } else { 0.0 });
+        randomise(
+            &mut model,
+            &n,
+            &mut rng,
+            if n.contains("LayerNorm.weight") {
+                1.0
+            } else {
+                0.0
+            },
+        );
     }
     let e = enc.encode(TEXTS, None).unwrap();
     let refs: Vec<_> = e.iter().collect();
@@ -39,12 +59,22 @@ fn setup(dropout: f64) -> (tempfile::TempDir, BertClassifier, Batch) {
 
 fn randomise(model: &mut BertClassifier, name: &str, rng: &mut Rng, centre: f32) {
     let var = model.params.get(name).unwrap();
-    let v: Vec<f32> = (0..var.elem_count()).map(|_| centre + 0.2 * rng.normal()).collect();
-    var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
+    let v: Vec<f32> = (0..var.elem_count())
+        .map(|_| centre + 0.2 * rng.normal())
+        .collect();
+    var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())
+        .unwrap();
 }
 
 fn max_abs(t: &Tensor) -> f32 {
-    t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    t.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 /// Native and candle agree on logits, loss and the gradient of every
@@ -56,18 +86,34 @@ fn check_against_candle(model: &BertClassifier, b: &Batch, what: &str) {
     let grads = loss.backward().unwrap();
     let out = native::step(model, &b.packed, WEIGHTS).unwrap();
     let ours = Tensor::from_vec(out.logits.clone(), logits.shape(), &Device::Cpu).unwrap();
-    assert!(max_abs(&(&ours - &logits).unwrap()) < 1e-5, "{what}: logits differ");
+    assert!(
+        max_abs(&(&ours - &logits).unwrap()) < 1e-5,
+        "{what}: logits differ"
+    );
     let l = loss.to_scalar::<f32>().unwrap() as f64;
-    assert!((out.loss - l).abs() < 1e-5, "{what}: loss {} vs {l}", out.loss);
+    assert!(
+        (out.loss - l).abs() < 1e-5,
+        "{what}: loss {} vs {l}",
+        out.loss
+    );
     let mut checked = 0;
     for (name, var) in model.params.iter() {
         let theirs = grads.get(var.as_tensor());
         let mine = out.grads.get(var.as_tensor());
-        assert_eq!(mine.is_some(), model.params.is_trainable(name), "{what}: {name} gradient presence");
-        let (Some(theirs), Some(mine)) = (theirs, mine) else { continue };
+        assert_eq!(
+            mine.is_some(),
+            model.params.is_trainable(name),
+            "{what}: {name} gradient presence"
+        );
+        let (Some(theirs), Some(mine)) = (theirs, mine) else {
+            continue;
+        };
         let scale = max_abs(theirs).max(1e-3);
         let diff = max_abs(&(mine - theirs).unwrap());
-        assert!(diff <= 2e-4 * scale, "{what}: {name}: max |diff| {diff} against max |grad| {scale}");
+        assert!(
+            diff <= 2e-4 * scale,
+            "{what}: {name}: max |diff| {diff} against max |grad| {scale}"
+        );
         checked += 1;
     }
     assert!(checked > 0, "{what}: nothing compared");
@@ -85,7 +131,15 @@ fn sentence_pairs_match_the_candle_graph() {
     // Sentences with a context segment (token type 1), as `--context` trains them.
     let (t, model, _) = setup(0.0);
     let enc = TextEncoder::from_file(&t.path().join("tokenizer.json"), 64).unwrap();
-    let contexts: Vec<String> = ["The council met on Monday.", "", "Police said so.", "He was accused of theft."].iter().map(|s| s.to_string()).collect();
+    let contexts: Vec<String> = [
+        "The council met on Monday.",
+        "",
+        "Police said so.",
+        "He was accused of theft.",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let e = enc.encode(TEXTS, Some(&contexts)).unwrap();
     assert!(e.iter().any(|x| x.type_ids.contains(&1)));
     let refs: Vec<_> = e.iter().collect();
@@ -96,10 +150,22 @@ fn sentence_pairs_match_the_candle_graph() {
 #[test]
 fn lora_matches_the_candle_graph() {
     let (_t, mut model, b) = setup(0.0);
-    model.add_lora(&LoraConfig { r: 2, alpha: 4.0, targets: vec!["query".into(), "value".into(), "dense".into()] }).unwrap();
+    model
+        .add_lora(&LoraConfig {
+            r: 2,
+            alpha: 4.0,
+            targets: vec!["query".into(), "value".into(), "dense".into()],
+        })
+        .unwrap();
     // B starts at zero; give it values so the adapters carry gradient to A.
     let mut rng = Rng::new(4);
-    let names: Vec<String> = model.params.names().iter().filter(|n| n.contains("lora_B")).cloned().collect();
+    let names: Vec<String> = model
+        .params
+        .names()
+        .iter()
+        .filter(|n| n.contains("lora_B"))
+        .cloned()
+        .collect();
     for n in names {
         randomise(&mut model, &n, &mut rng, 0.0);
     }
@@ -127,8 +193,16 @@ fn every_trainable_tensor_gets_a_gradient_with_dropout_on() {
         }
     }
     assert!(missing.is_empty(), "no gradient for: {missing:?}");
-    assert!(model.params.names().iter().any(|n| n == "bert.embeddings.word_embeddings.weight"));
-    assert!(model.params.names().iter().any(|n| n == "bert.encoder.layer.0.attention.self.query.weight"));
+    assert!(model
+        .params
+        .names()
+        .iter()
+        .any(|n| n == "bert.embeddings.word_embeddings.weight"));
+    assert!(model
+        .params
+        .names()
+        .iter()
+        .any(|n| n == "bert.encoder.layer.0.attention.self.query.weight"));
 }
 
 #[test]
@@ -151,10 +225,18 @@ fn bad_batches_are_errors_not_panics() {
     let (_t, model, b) = setup(0.0);
     let mut p = b.packed.clone();
     p.labels = Some(vec![0, 1, 2, 9]);
-    assert!(native::step(&model, &p, WEIGHTS).err().unwrap().to_string().contains("label id 9"));
+    assert!(native::step(&model, &p, WEIGHTS)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("label id 9"));
     let mut p = b.packed.clone();
     p.ids[0] = 1_000_000;
-    assert!(native::step(&model, &p, WEIGHTS).err().unwrap().to_string().contains("token id"));
+    assert!(native::step(&model, &p, WEIGHTS)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("token id"));
     let mut p = b.packed.clone();
     p.lengths[0] += 1;
     assert!(native::step(&model, &p, WEIGHTS).is_err());

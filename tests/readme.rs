@@ -9,21 +9,39 @@ use std::path::Path;
 #[test]
 fn readme_sample_is_what_quickstart_prints() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if !root.join("models/all-MiniLM-L6-v2/model.safetensors").is_file() {
-        assert!(std::env::var("STANCE_REQUIRE_BASE").is_err(), "base weights missing: run scripts/fetch-base-model.sh");
+    if !root
+        .join("models/all-MiniLM-L6-v2/model.safetensors")
+        .is_file()
+    {
+        assert!(
+            std::env::var("STANCE_REQUIRE_BASE").is_err(),
+            "base weights missing: run scripts/fetch-base-model.sh"
+        );
         eprintln!("skipped: no base weights (run scripts/fetch-base-model.sh)");
         return;
     }
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let after = readme.split("Output of `scripts/quickstart.sh`").nth(1).expect("README has the quickstart sample");
+    let after = readme
+        .split("Output of `scripts/quickstart.sh`")
+        .nth(1)
+        .expect("README has the quickstart sample");
     let block = after.split("```\n").nth(1).expect("a fenced block follows");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stance"))
-        .args(["predict", "--format", "table", "data/examples/iran-campaign-hack.txt"])
+        .args([
+            "predict",
+            "--format",
+            "table",
+            "data/examples/iran-campaign-hack.txt",
+        ])
         .current_dir(root)
         .env_remove("COLUMNS")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed = String::from_utf8(out.stdout).unwrap();
     assert_eq!(block, printed, "README sample differs from `scripts/quickstart.sh`; regenerate it with `target/release/stance predict --format table data/examples/iran-campaign-hack.txt`");
 }

@@ -17,12 +17,21 @@ fn root() -> PathBuf {
 }
 
 fn realnews() -> Option<PathBuf> {
-    let dir = std::env::var_os("STANCE_REALNEWS").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/realnews"));
+    let dir = std::env::var_os("STANCE_REALNEWS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/realnews"));
     if dir.join("polnear").is_dir() {
         return Some(dir);
     }
-    assert!(std::env::var("STANCE_REQUIRE_REALNEWS").is_err(), "real-news documents missing at {}", dir.display());
-    eprintln!("skipped: no real-news documents at {} (set STANCE_REALNEWS)", dir.display());
+    assert!(
+        std::env::var("STANCE_REQUIRE_REALNEWS").is_err(),
+        "real-news documents missing at {}",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: no real-news documents at {} (set STANCE_REALNEWS)",
+        dir.display()
+    );
     None
 }
 
@@ -47,43 +56,86 @@ fn standoff_corpus_meets_its_floors_and_splits_by_article() {
     for r in &rows {
         assert!(ids.insert(r.id.clone()), "duplicate id {}", r.id);
         for l in [&r.label, &r.label_a, &r.label_b] {
-            assert!(["assertion", "denial", "allegation", "context"].contains(&l.as_str()), "{}: label {l}", r.id);
+            assert!(
+                ["assertion", "denial", "allegation", "context"].contains(&l.as_str()),
+                "{}: label {l}",
+                r.id
+            );
         }
-        assert!(["train", "dev", "test"].contains(&r.split.as_str()), "{}: split {}", r.id, r.split);
+        assert!(
+            ["train", "dev", "test"].contains(&r.split.as_str()),
+            "{}: split {}",
+            r.id,
+            r.split
+        );
         assert_eq!(r.sha1.len(), 40, "{}: sha1", r.id);
         match r.review.as_deref() {
-            None => assert!(r.label_a == r.label_b && r.label == r.label_a, "{}: no review, yet the passes differ or the final label is another", r.id),
-            Some("adjudicated") => assert_ne!(r.label_a, r.label_b, "{}: adjudicated without a disagreement", r.id),
-            Some("rechecked") => assert!(r.label_a == r.label_b && r.label != r.label_a, "{}: rechecked but not a changed agreed label", r.id),
+            None => assert!(
+                r.label_a == r.label_b && r.label == r.label_a,
+                "{}: no review, yet the passes differ or the final label is another",
+                r.id
+            ),
+            Some("adjudicated") => assert_ne!(
+                r.label_a, r.label_b,
+                "{}: adjudicated without a disagreement",
+                r.id
+            ),
+            Some("rechecked") => assert!(
+                r.label_a == r.label_b && r.label != r.label_a,
+                "{}: rechecked but not a changed agreed label",
+                r.id
+            ),
             Some(other) => panic!("{}: unknown review {other:?}", r.id),
         }
         *labels.entry(&r.label).or_default() += 1;
         *sources.entry(&r.source).or_default() += 1;
-        articles.entry((r.source.clone(), r.doc.clone())).or_default().push(r);
+        articles
+            .entry((r.source.clone(), r.doc.clone()))
+            .or_default()
+            .push(r);
     }
     assert!(articles.len() >= 350, "{} articles", articles.len());
     for s in SOURCES {
         let share = sources.get(s).copied().unwrap_or(0) as f64 / rows.len() as f64;
         assert!(share >= 0.20, "{s}: {:.1}% of the sentences", 100.0 * share);
     }
-    assert!(labels.get("allegation").copied().unwrap_or(0) >= 500, "{labels:?}");
-    assert!(labels.get("denial").copied().unwrap_or(0) >= 400, "{labels:?}");
+    assert!(
+        labels.get("allegation").copied().unwrap_or(0) >= 500,
+        "{labels:?}"
+    );
+    assert!(
+        labels.get("denial").copied().unwrap_or(0) >= 400,
+        "{labels:?}"
+    );
 
     // Whole articles, in order, each in one split; about 70/15/15 per source.
     let mut per_split: HashMap<(&str, &str), usize> = HashMap::new();
     for ((source, doc), s) in &articles {
         let idx: Vec<usize> = s.iter().map(|r| r.index).collect();
-        assert_eq!(idx, (0..s.len()).collect::<Vec<_>>(), "{source}/{doc}: indices not 0..n in order");
-        assert!(s.windows(2).all(|w| w[0].end <= w[1].start), "{source}/{doc}: sentences overlap or are out of order");
+        assert_eq!(
+            idx,
+            (0..s.len()).collect::<Vec<_>>(),
+            "{source}/{doc}: indices not 0..n in order"
+        );
+        assert!(
+            s.windows(2).all(|w| w[0].end <= w[1].start),
+            "{source}/{doc}: sentences overlap or are out of order"
+        );
         let splits: HashSet<&str> = s.iter().map(|r| r.split.as_str()).collect();
         assert_eq!(splits.len(), 1, "{source}/{doc} spans splits {splits:?}");
-        *per_split.entry((source.as_str(), s[0].split.as_str())).or_default() += s.len();
+        *per_split
+            .entry((source.as_str(), s[0].split.as_str()))
+            .or_default() += s.len();
     }
     for s in SOURCES {
         let n = sources[s] as f64;
         for (split, want) in [("train", 0.70), ("dev", 0.15), ("test", 0.15)] {
             let got = per_split.get(&(*s, split)).copied().unwrap_or(0) as f64 / n;
-            assert!((got - want).abs() <= 0.05, "{s} {split}: {:.1}% of its sentences", 100.0 * got);
+            assert!(
+                (got - want).abs() <= 0.05,
+                "{s} {split}: {:.1}% of its sentences",
+                100.0 * got
+            );
         }
     }
 }
@@ -97,12 +149,23 @@ fn real_corpus_rebuilds_with_every_hash_verified() {
     assert_eq!(n, rows.len());
     for (split, part) in &built {
         for r in part {
-            assert_eq!(sha1_hex(&r.text), rows.iter().find(|s| Some(&s.id) == r.id.as_ref()).unwrap().sha1, "{split}");
+            assert_eq!(
+                sha1_hex(&r.text),
+                rows.iter()
+                    .find(|s| Some(&s.id) == r.id.as_ref())
+                    .unwrap()
+                    .sha1,
+                "{split}"
+            );
         }
         let articles: HashSet<&str> = part.iter().map(|r| r.article.as_deref().unwrap()).collect();
         for (other, rest) in &built {
             if other != split {
-                assert!(rest.iter().all(|r| !articles.contains(r.article.as_deref().unwrap())), "{split} and {other} share an article");
+                assert!(
+                    rest.iter()
+                        .all(|r| !articles.contains(r.article.as_deref().unwrap())),
+                    "{split} and {other} share an article"
+                );
             }
         }
     }
@@ -110,7 +173,10 @@ fn real_corpus_rebuilds_with_every_hash_verified() {
     let first = &rows[0];
     let text = std::fs::read_to_string(dir.join(&first.source).join(&first.doc)).unwrap();
     let seg = segment(&first.source, &text);
-    assert_eq!((seg[first.index].start, seg[first.index].end), (first.start, first.end));
+    assert_eq!(
+        (seg[first.index].start, seg[first.index].end),
+        (first.start, first.end)
+    );
 }
 
 #[test]
@@ -118,7 +184,11 @@ fn build_names_the_document_on_a_missing_file_or_a_changed_text() {
     let tmp = tempfile::tempdir().unwrap();
     let doc_dir = tmp.path().join("bbc/politics");
     std::fs::create_dir_all(&doc_dir).unwrap();
-    std::fs::write(doc_dir.join("001.txt"), "Headline\n\nFirst sentence here. Second one.\n").unwrap();
+    std::fs::write(
+        doc_dir.join("001.txt"),
+        "Headline\n\nFirst sentence here. Second one.\n",
+    )
+    .unwrap();
     let row = |start, end, text: &str| StandoffSentence {
         id: "bbc/politics/001#1".into(),
         source: "bbc".into(),
@@ -136,9 +206,13 @@ fn build_names_the_document_on_a_missing_file_or_a_changed_text() {
     let ok = build(&[row(10, 30, "First sentence here.")], tmp.path()).unwrap();
     assert_eq!(ok["train"][0].text, "First sentence here.");
 
-    let err = build(&[row(10, 30, "First sentence HERE.")], tmp.path()).unwrap_err().to_string();
+    let err = build(&[row(10, 30, "First sentence HERE.")], tmp.path())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("001.txt") && err.contains("hash"), "{err}");
-    let err = build(&[row(10, 300, "x")], tmp.path()).unwrap_err().to_string();
+    let err = build(&[row(10, 300, "x")], tmp.path())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("001.txt") && err.contains("outside"), "{err}");
     let mut missing = row(10, 30, "First sentence here.");
     missing.doc = "politics/002.txt".into();
@@ -160,7 +234,13 @@ fn build_names_the_document_on_a_missing_file_or_a_changed_text() {
 /// ignored), as text.
 fn data_files_in_git() -> Vec<(PathBuf, String)> {
     let out = std::process::Command::new("git")
-        .args(["ls-files", "--cached", "--others", "--exclude-standard", "data"])
+        .args([
+            "ls-files",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "data",
+        ])
         .current_dir(root())
         .output()
         .expect("git runs");
@@ -169,7 +249,9 @@ fn data_files_in_git() -> Vec<(PathBuf, String)> {
         .lines()
         .filter_map(|p| {
             let path = root().join(p);
-            std::fs::read(&path).ok().map(|b| (path, String::from_utf8_lossy(&b).into_owned()))
+            std::fs::read(&path)
+                .ok()
+                .map(|b| (path, String::from_utf8_lossy(&b).into_owned()))
         })
         .collect()
 }
@@ -185,9 +267,17 @@ fn real_sentences(dir: &Path) -> HashSet<String> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "txt") {
-                let Ok(text) = std::fs::read_to_string(&p) else { continue };
+                let Ok(text) = std::fs::read_to_string(&p) else {
+                    continue;
+                };
                 let rel = p.strip_prefix(dir).unwrap();
-                let source = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
+                let source = rel
+                    .components()
+                    .next()
+                    .unwrap()
+                    .as_os_str()
+                    .to_string_lossy()
+                    .into_owned();
                 for s in segment(&source, &text) {
                     if s.text.chars().count() >= 40 {
                         real.insert(normalise(&s.text));
@@ -234,17 +324,39 @@ fn collect_strings(v: &serde_json::Value, out: &mut Vec<String>) {
 fn no_file_under_data_holds_a_sentence_of_the_real_sources() {
     let Some(dir) = realnews() else { return };
     let real = real_sentences(&dir);
-    assert!(real.len() > 50_000, "only {} real sentences found under {}", real.len(), dir.display());
+    assert!(
+        real.len() > 50_000,
+        "only {} real sentences found under {}",
+        real.len(),
+        dir.display()
+    );
     let leaks = find_leaks(&real, &data_files_in_git());
-    assert!(leaks.is_empty(), "{} real sentences in data/:\n{}", leaks.len(), leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "{} real sentences in data/:\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
 
     // The check would catch a copy: a corpus sentence pasted into a JSONL
     // text field, and one pasted into prose.
     let rows = standoff();
     let built: BTreeMap<String, Vec<LabelledSentence>> = build(&rows[..60], &dir).unwrap();
-    let s = built.values().flatten().find(|r| r.text.chars().count() >= 40).unwrap();
+    let s = built
+        .values()
+        .flatten()
+        .find(|r| r.text.chars().count() >= 40)
+        .unwrap();
     let jsonl = serde_json::json!({"text": s.text, "label": "assertion"}).to_string() + "\n";
     let prose = format!("Some words of our own here. {} More of ours.\n", s.text);
-    let planted = [(PathBuf::from("planted.jsonl"), jsonl), (PathBuf::from("planted.md"), prose)];
-    assert_eq!(find_leaks(&real, &planted).len(), 2, "the leak check missed a planted sentence: {}", s.text);
+    let planted = [
+        (PathBuf::from("planted.jsonl"), jsonl),
+        (PathBuf::from("planted.md"), prose),
+    ];
+    assert_eq!(
+        find_leaks(&real, &planted).len(),
+        2,
+        "the leak check missed a planted sentence: {}",
+        s.text
+    );
 }

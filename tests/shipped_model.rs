@@ -25,12 +25,21 @@ const REAL_ECE_CEILING: f64 = 0.05;
 const CORPUS_MACRO_FLOOR: f64 = 0.80;
 
 fn realnews(root: &Path) -> Option<PathBuf> {
-    let dir = std::env::var_os("STANCE_REALNEWS").map(PathBuf::from).unwrap_or_else(|| root.join("../shared/realnews"));
+    let dir = std::env::var_os("STANCE_REALNEWS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/realnews"));
     if dir.join("polnear").is_dir() {
         return Some(dir);
     }
-    assert!(std::env::var("STANCE_REQUIRE_REALNEWS").is_err(), "real-news documents missing at {}", dir.display());
-    eprintln!("skipped the real-news part: no documents at {}", dir.display());
+    assert!(
+        std::env::var("STANCE_REQUIRE_REALNEWS").is_err(),
+        "real-news documents missing at {}",
+        dir.display()
+    );
+    eprintln!(
+        "skipped the real-news part: no documents at {}",
+        dir.display()
+    );
     None
 }
 
@@ -39,35 +48,78 @@ fn shipped_model_meets_its_accuracy_bar_on_real_and_corpus_test_splits() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = root.join("models/all-MiniLM-L6-v2/model.safetensors");
     if !base.is_file() {
-        assert!(std::env::var("STANCE_REQUIRE_BASE").is_err(), "base weights missing at {}: run scripts/fetch-base-model.sh", base.display());
-        eprintln!("skipped: no base weights at {} (run scripts/fetch-base-model.sh)", base.display());
+        assert!(
+            std::env::var("STANCE_REQUIRE_BASE").is_err(),
+            "base weights missing at {}: run scripts/fetch-base-model.sh",
+            base.display()
+        );
+        eprintln!(
+            "skipped: no base weights at {} (run scripts/fetch-base-model.sh)",
+            base.display()
+        );
         return;
     }
-    let ckpt = stance::checkpoint::load(&root.join("models/stance-minilm"), &candle_core::Device::Cpu).unwrap();
+    let ckpt = stance::checkpoint::load(
+        &root.join("models/stance-minilm"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
 
     if let Some(dir) = realnews(root) {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("data/real")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("data/real"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
         files.sort();
         let standoff = stance::data::realnews::read_standoff(&files).unwrap();
         let built = stance::data::realnews::build(&standoff, &dir).unwrap();
         let test = &built["test"];
-        let report = stance::eval::evaluate_checkpoint(&ckpt, test, 64, Precision::F32, |_| {}).unwrap();
-        eprintln!("real test split ({} sentences):\n{}", test.len(), report.render());
+        let report =
+            stance::eval::evaluate_checkpoint(&ckpt, test, 64, Precision::F32, |_| {}).unwrap();
+        eprintln!(
+            "real test split ({} sentences):\n{}",
+            test.len(),
+            report.render()
+        );
         let m = &report.metrics;
-        assert!(m.macro_avg.f1 >= REAL_MACRO_FLOOR, "real test macro-F1 {:.4}", m.macro_avg.f1);
+        assert!(
+            m.macro_avg.f1 >= REAL_MACRO_FLOOR,
+            "real test macro-F1 {:.4}",
+            m.macro_avg.f1
+        );
         for c in &m.per_class {
-            assert!(c.f1 >= REAL_LABEL_FLOOR, "real test {}: F1 {:.4}", c.label, c.f1);
+            assert!(
+                c.f1 >= REAL_LABEL_FLOOR,
+                "real test {}: F1 {:.4}",
+                c.label,
+                c.f1
+            );
         }
-        assert!(report.ece <= REAL_ECE_CEILING, "real test ECE {:.4}", report.ece);
+        assert!(
+            report.ece <= REAL_ECE_CEILING,
+            "real test ECE {:.4}",
+            report.ece
+        );
     }
 
-    let rows = stance::data::read_file(&root.join("data/stance.test.jsonl"), Some(&ckpt.labels)).unwrap();
-    let report = stance::eval::evaluate_checkpoint(&ckpt, &rows, 64, Precision::F32, |_| {}).unwrap();
+    let rows =
+        stance::data::read_file(&root.join("data/stance.test.jsonl"), Some(&ckpt.labels)).unwrap();
+    let report =
+        stance::eval::evaluate_checkpoint(&ckpt, &rows, 64, Precision::F32, |_| {}).unwrap();
     let m = &report.metrics;
     eprintln!("corpus test split:\n{}", report.render());
-    assert!(m.macro_avg.f1 >= CORPUS_MACRO_FLOOR, "corpus test macro-F1 {:.4}", m.macro_avg.f1);
-    let bf16 = stance::eval::evaluate_checkpoint(&ckpt, &rows, 64, Precision::Bf16, |_| {}).unwrap();
+    assert!(
+        m.macro_avg.f1 >= CORPUS_MACRO_FLOOR,
+        "corpus test macro-F1 {:.4}",
+        m.macro_avg.f1
+    );
+    let bf16 =
+        stance::eval::evaluate_checkpoint(&ckpt, &rows, 64, Precision::Bf16, |_| {}).unwrap();
     let loss = m.macro_avg.f1 - bf16.metrics.macro_avg.f1;
-    eprintln!("bf16 macro-F1 {:.4} (f32 {:.4})", bf16.metrics.macro_avg.f1, m.macro_avg.f1);
+    eprintln!(
+        "bf16 macro-F1 {:.4} (f32 {:.4})",
+        bf16.metrics.macro_avg.f1, m.macro_avg.f1
+    );
     assert!(loss <= 0.005, "bf16 loses {loss:.4} macro-F1");
 }

@@ -27,7 +27,10 @@ fn hard_news_sentences() {
     assert!(paras.len() >= 6);
     for expected in paras {
         let article = expected.join(" ");
-        let got: Vec<String> = split_sentences(&article).into_iter().map(|s| s.text).collect();
+        let got: Vec<String> = split_sentences(&article)
+            .into_iter()
+            .map(|s| s.text)
+            .collect();
         assert_eq!(got, expected, "\narticle: {article}");
     }
 }
@@ -37,7 +40,14 @@ fn offsets_point_into_the_input_and_blank_lines_split() {
     let text = "Iran denies hacking claims\n\nOfficials said on Monday that Iran was responsible.\nThe claim was\nrejected.";
     let s = split_sentences(text);
     let got: Vec<&str> = s.iter().map(|x| x.text.as_str()).collect();
-    assert_eq!(got, vec!["Iran denies hacking claims", "Officials said on Monday that Iran was responsible.", "The claim was\nrejected."]);
+    assert_eq!(
+        got,
+        vec![
+            "Iran denies hacking claims",
+            "Officials said on Monday that Iran was responsible.",
+            "The claim was\nrejected."
+        ]
+    );
     let chars: Vec<char> = text.chars().collect();
     for x in &s {
         assert_eq!(chars[x.start..x.end].iter().collect::<String>(), x.text);
@@ -66,34 +76,64 @@ fn lines_without_final_punctuation_stand_alone() {
 
 #[test]
 fn cjk_and_full_width_terminators_end_sentences() {
-    let got: Vec<String> = split_sentences("政府は疑惑を否定した。警察は捜査を続けている！本当か？").into_iter().map(|s| s.text).collect();
-    assert_eq!(got, vec!["政府は疑惑を否定した。", "警察は捜査を続けている！", "本当か？"]);
+    let got: Vec<String> =
+        split_sentences("政府は疑惑を否定した。警察は捜査を続けている！本当か？")
+            .into_iter()
+            .map(|s| s.text)
+            .collect();
+    assert_eq!(
+        got,
+        vec![
+            "政府は疑惑を否定した。",
+            "警察は捜査を続けている！",
+            "本当か？"
+        ]
+    );
 }
 
 /// Every corpus article, joined with spaces, splits back into its sentences.
 #[test]
 fn corpus_articles_split_back_into_their_sentences() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/raw");
-    let Ok(entries) = std::fs::read_dir(&dir) else { panic!("no corpus at {}", dir.display()) };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        panic!("no corpus at {}", dir.display())
+    };
     let mut articles: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for e in entries {
         let p = e.unwrap().path();
         for row in stance::data::read_file(&p, None).unwrap() {
-            articles.entry(row.article.clone().unwrap()).or_default().push(row.text);
+            articles
+                .entry(row.article.clone().unwrap())
+                .or_default()
+                .push(row.text);
         }
     }
     let (mut ok, mut total, mut failures) = (0, 0, Vec::new());
     for (id, sentences) in &articles {
-        let got: Vec<String> = split_sentences(&sentences.join(" ")).into_iter().map(|s| s.text).collect();
+        let got: Vec<String> = split_sentences(&sentences.join(" "))
+            .into_iter()
+            .map(|s| s.text)
+            .collect();
         let agree = got == *sentences;
         total += 1;
         if agree {
             ok += 1;
         } else if failures.len() < 10 {
-            let first_bad = got.iter().zip(sentences).find(|(g, e)| g != e).map(|(g, e)| format!("got {g:?}\n  want {e:?}")).unwrap_or_default();
+            let first_bad = got
+                .iter()
+                .zip(sentences)
+                .find(|(g, e)| g != e)
+                .map(|(g, e)| format!("got {g:?}\n  want {e:?}"))
+                .unwrap_or_default();
             failures.push(format!("{id}: {first_bad}"));
         }
     }
     // Every article must come back exactly.
-    assert_eq!(ok, total, "{} of {total} articles split differently:\n{}", total - ok, failures.join("\n"));
+    assert_eq!(
+        ok,
+        total,
+        "{} of {total} articles split differently:\n{}",
+        total - ok,
+        failures.join("\n")
+    );
 }

@@ -2,13 +2,13 @@
 //! messages, splitting them by article, and summarising them.
 
 mod reader;
+pub mod realnews;
 mod split;
 mod stats;
-pub mod realnews;
 
 pub use reader::{jsonl_bytes, read_file, read_files, write_jsonl};
 pub use split::{split_by_article, Split, SplitConfig};
-pub use stats::{Stats, LengthSummary};
+pub use stats::{LengthSummary, Stats};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,5 +42,8 @@ impl LabelledSentence {
 /// Lower-cased text with runs of whitespace collapsed: what "the same
 /// sentence" means for duplicate reports.
 pub fn normalise(text: &str) -> String {
-    text.split_whitespace().map(|w| w.to_lowercase()).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .map(|w| w.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -23,7 +23,11 @@ pub fn read_file(path: &Path, labels: Option<&LabelSet>) -> Result<Vec<LabelledS
     let text = check_utf8(path, &bytes)?;
     // Editors on Windows save UTF-8 with a byte-order mark; it is not part of the data.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let rows = match ext.as_str() {
         "csv" => read_delimited(path, text, b',')?,
         "tsv" | "tab" => read_delimited(path, text, b'\t')?,
@@ -38,7 +42,11 @@ pub fn read_file(path: &Path, labels: Option<&LabelSet>) -> Result<Vec<LabelledS
                 return Err(Error::data(
                     path,
                     *line,
-                    format!("unknown label {:?} (expected one of: {})", s.label, set.names().join(", ")),
+                    format!(
+                        "unknown label {:?} (expected one of: {})",
+                        s.label,
+                        set.names().join(", ")
+                    ),
                 ));
             }
         }
@@ -47,7 +55,10 @@ pub fn read_file(path: &Path, labels: Option<&LabelSet>) -> Result<Vec<LabelledS
 }
 
 /// Read several files into one list, in order.
-pub fn read_files(paths: &[impl AsRef<Path>], labels: Option<&LabelSet>) -> Result<Vec<LabelledSentence>> {
+pub fn read_files(
+    paths: &[impl AsRef<Path>],
+    labels: Option<&LabelSet>,
+) -> Result<Vec<LabelledSentence>> {
     let mut all = Vec::new();
     for p in paths {
         all.extend(read_file(p.as_ref(), labels)?);
@@ -78,13 +89,25 @@ fn check_utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
     })
 }
 
-fn string_field(path: &Path, line: usize, name: &str, v: Option<serde_json::Value>, required: bool) -> Result<Option<String>> {
+fn string_field(
+    path: &Path,
+    line: usize,
+    name: &str,
+    v: Option<serde_json::Value>,
+    required: bool,
+) -> Result<Option<String>> {
     match v {
-        None | Some(serde_json::Value::Null) if required => Err(Error::data(path, line, format!("missing field \"{name}\""))),
+        None | Some(serde_json::Value::Null) if required => {
+            Err(Error::data(path, line, format!("missing field \"{name}\"")))
+        }
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s)),
         Some(serde_json::Value::Number(n)) if !required => Ok(Some(n.to_string())),
-        Some(other) => Err(Error::data(path, line, format!("field \"{name}\" must be a string, got {other}"))),
+        Some(other) => Err(Error::data(
+            path,
+            line,
+            format!("field \"{name}\" must be a string, got {other}"),
+        )),
     }
 }
 
@@ -106,13 +129,20 @@ fn read_jsonl(path: &Path, text: &str) -> Result<Vec<(usize, LabelledSentence)>>
         if raw.trim().is_empty() {
             continue;
         }
-        let row: JsonRow = serde_json::from_str(raw).map_err(|e| Error::data(path, line, format!("bad JSON: {e}")))?;
+        let row: JsonRow = serde_json::from_str(raw)
+            .map_err(|e| Error::data(path, line, format!("bad JSON: {e}")))?;
         let text = string_field(path, line, "text", row.text, true)?.unwrap_or_default();
         let label = string_field(path, line, "label", row.label, true)?.unwrap_or_default();
         let (text, label) = sentence(path, line, text, label)?;
         let index = match row.index {
             None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(v.as_u64().ok_or_else(|| Error::data(path, line, format!("field \"index\" must be a non-negative integer, got {v}")))? as usize),
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                Error::data(
+                    path,
+                    line,
+                    format!("field \"index\" must be a non-negative integer, got {v}"),
+                )
+            })? as usize),
         };
         rows.push((
             line,
@@ -129,12 +159,30 @@ fn read_jsonl(path: &Path, text: &str) -> Result<Vec<(usize, LabelledSentence)>>
     Ok(rows)
 }
 
-fn read_delimited(path: &Path, text: &str, delimiter: u8) -> Result<Vec<(usize, LabelledSentence)>> {
-    let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).from_reader(text.as_bytes());
-    let headers = rdr.headers().map_err(|e| Error::data(path, 1, format!("bad header row: {e}")))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+fn read_delimited(
+    path: &Path,
+    text: &str,
+    delimiter: u8,
+) -> Result<Vec<(usize, LabelledSentence)>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| Error::data(path, 1, format!("bad header row: {e}")))?
+        .clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
     let (Some(ti), Some(li)) = (col("text"), col("label")) else {
-        return Err(Error::data(path, 1, "header row must name a \"text\" and a \"label\" column"));
+        return Err(Error::data(
+            path,
+            1,
+            "header row must name a \"text\" and a \"label\" column",
+        ));
     };
     let (ai, xi, ii, di) = (col("article"), col("index"), col("id"), col("domain"));
     let mut rows = Vec::new();
@@ -144,13 +192,38 @@ fn read_delimited(path: &Path, text: &str, delimiter: u8) -> Result<Vec<(usize, 
             Error::data(path, line, format!("bad row: {e}"))
         })?;
         let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
-        let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).map(str::to_string).filter(|s| !s.is_empty());
-        let (text, label) = sentence(path, line, get(Some(ti)).unwrap_or_default(), get(Some(li)).unwrap_or_default())?;
+        let get = |i: Option<usize>| {
+            i.and_then(|i| rec.get(i))
+                .map(str::to_string)
+                .filter(|s| !s.is_empty())
+        };
+        let (text, label) = sentence(
+            path,
+            line,
+            get(Some(ti)).unwrap_or_default(),
+            get(Some(li)).unwrap_or_default(),
+        )?;
         let index = match get(xi) {
             None => None,
-            Some(s) => Some(s.trim().parse().map_err(|_| Error::data(path, line, format!("index {s:?} is not a non-negative integer")))?),
+            Some(s) => Some(s.trim().parse().map_err(|_| {
+                Error::data(
+                    path,
+                    line,
+                    format!("index {s:?} is not a non-negative integer"),
+                )
+            })?),
         };
-        rows.push((line, LabelledSentence { id: get(ii), article: get(ai), index, text, label, domain: get(di) }));
+        rows.push((
+            line,
+            LabelledSentence {
+                id: get(ii),
+                article: get(ai),
+                index,
+                text,
+                label,
+                domain: get(di),
+            },
+        ));
     }
     Ok(rows)
 }
@@ -173,7 +246,11 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].article.as_deref(), Some("x"));
         assert_eq!(rows[1].article_key(), "text:C.");
-        let c = write(t.path(), "a.csv", b"label,text,article\ndenial,\"He said, \"\"no.\"\"\",a1\n");
+        let c = write(
+            t.path(),
+            "a.csv",
+            b"label,text,article\ndenial,\"He said, \"\"no.\"\"\",a1\n",
+        );
         let rows = read_file(&c, None).unwrap();
         assert_eq!(rows[0].text, "He said, \"no.\"");
         let s = write(t.path(), "a.tsv", b"text\tlabel\nHi there.\tcontext\n");
@@ -195,7 +272,9 @@ mod tests {
         ];
         for (name, bytes, want) in cases {
             let p = write(t.path(), name, bytes);
-            let err = read_file(&p, Some(&LabelSet::default_stance())).unwrap_err().to_string();
+            let err = read_file(&p, Some(&LabelSet::default_stance()))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(name) && err.contains(want), "{name}: {err}");
         }
     }

@@ -56,7 +56,10 @@ pub fn article_id(source: &str, doc: &str) -> String {
 
 /// SHA-1 of `text` as lower-case hex.
 pub fn sha1_hex(text: &str) -> String {
-    Sha1::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha1::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Split one document into sentences, offsets in code points of the whole
@@ -71,12 +74,19 @@ pub fn segment(source: &str, text: &str) -> Vec<Sentence> {
     let mut offset = 0; // code points before the current line
     for line in text.split_inclusive('\n') {
         let prefix = line.split(' ').next().unwrap_or("");
-        let is_text = prefix == "H" || (prefix.len() > 1 && prefix.starts_with('S') && prefix[1..].chars().all(|c| c.is_ascii_digit()));
+        let is_text = prefix == "H"
+            || (prefix.len() > 1
+                && prefix.starts_with('S')
+                && prefix[1..].chars().all(|c| c.is_ascii_digit()));
         if is_text {
             let skip = prefix.chars().count() + 1;
             let body: String = line.chars().skip(skip).collect();
             for s in split_sentences(&body) {
-                out.push(Sentence { start: offset + skip + s.start, end: offset + skip + s.end, text: s.text });
+                out.push(Sentence {
+                    start: offset + skip + s.start,
+                    end: offset + skip + s.end,
+                    text: s.text,
+                });
             }
         }
         offset += line.chars().count();
@@ -93,12 +103,24 @@ pub fn read_standoff(files: &[PathBuf]) -> Result<Vec<StandoffSentence>> {
             if line.trim().is_empty() {
                 continue;
             }
-            let row: StandoffSentence = serde_json::from_str(line).map_err(|e| Error::data(path, i + 1, e.to_string()))?;
+            let row: StandoffSentence =
+                serde_json::from_str(line).map_err(|e| Error::data(path, i + 1, e.to_string()))?;
             if !SOURCES.contains(&row.source.as_str()) {
-                return Err(Error::data(path, i + 1, format!("unknown source {:?} (expected one of {SOURCES:?})", row.source)));
+                return Err(Error::data(
+                    path,
+                    i + 1,
+                    format!(
+                        "unknown source {:?} (expected one of {SOURCES:?})",
+                        row.source
+                    ),
+                ));
             }
             if row.doc.split('/').any(|p| p == ".." || p.is_empty()) || row.doc.starts_with('/') {
-                return Err(Error::data(path, i + 1, format!("document path {:?} must be relative, without '..'", row.doc)));
+                return Err(Error::data(
+                    path,
+                    i + 1,
+                    format!("document path {:?} must be relative, without '..'", row.doc),
+                ));
             }
             out.push(row);
         }
@@ -109,7 +131,10 @@ pub fn read_standoff(files: &[PathBuf]) -> Result<Vec<StandoffSentence>> {
 /// Rebuild the text of every stand-off sentence from the documents under
 /// `root` (`root/<source>/<doc>`), verifying each hash. Returns the rows by
 /// split name, articles and sentences in stand-off order.
-pub fn build(rows: &[StandoffSentence], root: &Path) -> Result<BTreeMap<String, Vec<LabelledSentence>>> {
+pub fn build(
+    rows: &[StandoffSentence],
+    root: &Path,
+) -> Result<BTreeMap<String, Vec<LabelledSentence>>> {
     let mut docs: HashMap<(String, String), Vec<char>> = HashMap::new();
     let mut out: BTreeMap<String, Vec<LabelledSentence>> = BTreeMap::new();
     for r in rows {
@@ -124,21 +149,32 @@ pub fn build(rows: &[StandoffSentence], root: &Path) -> Result<BTreeMap<String, 
         let chars = &docs[&key];
         let path = root.join(&r.source).join(&r.doc);
         if r.start >= r.end || r.end > chars.len() {
-            return Err(Error::file(&path, format!("sentence {}: offsets {}..{} outside the document ({} characters)", r.id, r.start, r.end, chars.len())));
+            return Err(Error::file(
+                &path,
+                format!(
+                    "sentence {}: offsets {}..{} outside the document ({} characters)",
+                    r.id,
+                    r.start,
+                    r.end,
+                    chars.len()
+                ),
+            ));
         }
         let text: String = chars[r.start..r.end].iter().collect();
         let got = sha1_hex(&text);
         if got != r.sha1 {
             return Err(Error::file(&path, format!("sentence {} ({}..{}): text hash {got} does not match the stored {}; the document differs from the pinned version", r.id, r.start, r.end, r.sha1)));
         }
-        out.entry(r.split.clone()).or_default().push(LabelledSentence {
-            id: Some(r.id.clone()),
-            article: Some(article_id(&r.source, &r.doc)),
-            index: Some(r.index),
-            text,
-            label: r.label.clone(),
-            domain: Some(r.source.clone()),
-        });
+        out.entry(r.split.clone())
+            .or_default()
+            .push(LabelledSentence {
+                id: Some(r.id.clone()),
+                article: Some(article_id(&r.source, &r.doc)),
+                index: Some(r.index),
+                text,
+                label: r.label.clone(),
+                domain: Some(r.source.clone()),
+            });
     }
     Ok(out)
 }
@@ -158,7 +194,10 @@ mod tests {
         let text = "URL https://x\n\nDATE/ AUTHOR 2018\n\nH Headline here\n\nS1 First one. Second one.\nS2 Third.\n";
         let s = segment("newsdiscourse", text);
         let texts: Vec<&str> = s.iter().map(|x| x.text.as_str()).collect();
-        assert_eq!(texts, ["Headline here", "First one.", "Second one.", "Third."]);
+        assert_eq!(
+            texts,
+            ["Headline here", "First one.", "Second one.", "Third."]
+        );
         let chars: Vec<char> = text.chars().collect();
         for x in &s {
             assert_eq!(chars[x.start..x.end].iter().collect::<String>(), x.text);

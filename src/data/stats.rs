@@ -20,7 +20,13 @@ impl LengthSummary {
     pub fn from_lengths(unit: &str, lengths: &[usize]) -> Self {
         let mut v = lengths.to_vec();
         v.sort_unstable();
-        let rank = |p: f64| if v.is_empty() { 0 } else { v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1] };
+        let rank = |p: f64| {
+            if v.is_empty() {
+                0
+            } else {
+                v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+            }
+        };
         LengthSummary {
             unit: unit.to_string(),
             min: v.first().copied().unwrap_or(0),
@@ -28,7 +34,11 @@ impl LengthSummary {
             p90: rank(0.9),
             p99: rank(0.99),
             max: v.last().copied().unwrap_or(0),
-            mean: if v.is_empty() { 0.0 } else { v.iter().sum::<usize>() as f64 / v.len() as f64 },
+            mean: if v.is_empty() {
+                0.0
+            } else {
+                v.iter().sum::<usize>() as f64 / v.len() as f64
+            },
         }
     }
 }
@@ -48,7 +58,8 @@ impl Stats {
     /// `lengths[i]` is the length of `rows[i]` in `unit`s.
     pub fn compute(rows: &[LabelledSentence], lengths: &[usize], unit: &str) -> Self {
         let mut per_label = BTreeMap::new();
-        let mut per_domain: BTreeMap<String, (usize, std::collections::BTreeSet<String>)> = BTreeMap::new();
+        let mut per_domain: BTreeMap<String, (usize, std::collections::BTreeSet<String>)> =
+            BTreeMap::new();
         let mut texts: HashMap<String, usize> = HashMap::new();
         let mut articles = std::collections::HashSet::new();
         for r in rows {
@@ -61,20 +72,27 @@ impl Stats {
             *texts.entry(normalise(&r.text)).or_insert(0) += 1;
             articles.insert(r.article_key());
         }
-        let mut duplicates: Vec<(String, usize)> = texts.into_iter().filter(|(_, c)| *c > 1).collect();
+        let mut duplicates: Vec<(String, usize)> =
+            texts.into_iter().filter(|(_, c)| *c > 1).collect();
         duplicates.sort();
         Stats {
             sentences: rows.len(),
             articles: articles.len(),
             per_label,
-            per_domain: per_domain.into_iter().map(|(d, (n, a))| (d, (n, a.len()))).collect(),
+            per_domain: per_domain
+                .into_iter()
+                .map(|(d, (n, a))| (d, (n, a.len())))
+                .collect(),
             length: LengthSummary::from_lengths(unit, lengths),
             duplicates,
         }
     }
 
     pub fn render(&self) -> String {
-        let mut s = format!("{} sentences in {} articles\n\nlabel          count  share\n", self.sentences, self.articles);
+        let mut s = format!(
+            "{} sentences in {} articles\n\nlabel          count  share\n",
+            self.sentences, self.articles
+        );
         let pct = |n: usize| 100.0 * n as f64 / self.sentences.max(1) as f64;
         for (l, n) in &self.per_label {
             s += &format!("{l:<14} {n:>5}  {:>5.1}%\n", pct(*n));
@@ -112,8 +130,19 @@ mod tests {
 
     #[test]
     fn counts_labels_domains_duplicates() {
-        let mk = |a: &str, t: &str, l: &str| LabelledSentence { id: None, article: Some(a.into()), index: None, text: t.into(), label: l.into(), domain: Some("d".into()) };
-        let rows = vec![mk("a", "One two.", "context"), mk("a", "one  TWO.", "denial"), mk("b", "Three.", "context")];
+        let mk = |a: &str, t: &str, l: &str| LabelledSentence {
+            id: None,
+            article: Some(a.into()),
+            index: None,
+            text: t.into(),
+            label: l.into(),
+            domain: Some("d".into()),
+        };
+        let rows = vec![
+            mk("a", "One two.", "context"),
+            mk("a", "one  TWO.", "denial"),
+            mk("b", "Three.", "context"),
+        ];
         let s = Stats::compute(&rows, &[2, 2, 1], "words");
         assert_eq!(s.articles, 2);
         assert_eq!(s.per_label["context"], 2);

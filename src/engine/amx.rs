@@ -38,7 +38,13 @@ fn detect() -> bool {
     const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
     const XFEATURE_XTILEDATA: libc::c_long = 18;
     // SAFETY: a plain system call with integer arguments.
-    unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 }
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        ) == 0
+    }
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
@@ -75,9 +81,20 @@ impl TileConfig {
 /// `out[m, n] = x[m, k] W^T (+ bias)`, `W` packed by
 /// [`super::bf16::pack_weights`]. Call only where [`available`] and
 /// [`kernel_fits`] are true.
-pub fn gemm(x: &[f32], packed: &[u16], bias: Option<&[f32]>, m: usize, n: usize, k: usize, out: &mut [f32]) {
+pub fn gemm(
+    x: &[f32],
+    packed: &[u16],
+    bias: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+    out: &mut [f32],
+) {
     use rayon::prelude::*;
-    assert!(available() && kernel_fits(n, k), "AMX kernel called where it cannot run");
+    assert!(
+        available() && kernel_fits(n, k),
+        "AMX kernel called where it cannot run"
+    );
     assert!(x.len() == m * k && out.len() == m * n && packed.len() == n * k);
     if m == 0 {
         return;
@@ -123,7 +140,13 @@ pub fn gemm(x: &[f32], packed: &[u16], bias: Option<&[f32]>, m: usize, n: usize,
 #[cfg(target_arch = "x86_64")]
 unsafe fn block(a: *const u8, lda: usize, b: *const u8, chunks: usize, c: *mut f32) {
     use std::arch::asm;
-    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    asm!(
+        "tilezero tmm0",
+        "tilezero tmm1",
+        "tilezero tmm2",
+        "tilezero tmm3",
+        options(nostack, nomem)
+    );
     let bstride: usize = 128;
     for ch in 0..chunks {
         let a0 = a.add(ch * 64); // 16 pairs = 64 bytes into each row

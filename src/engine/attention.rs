@@ -50,11 +50,14 @@ impl Packing {
 /// `ctx[T, hidden] = softmax(Q K^T / sqrt(d)) V` per sentence and head, where
 /// `qkv[T, 3 * hidden]` holds each token's query, key and value side by side.
 pub fn attention(qkv: &[f32], ctx: &mut [f32], packing: &Packing, hidden: usize, heads: usize) {
-    packing.split_rows(ctx, hidden).into_par_iter().for_each(|(start, out)| {
-        let len = out.len() / hidden;
-        let rows = &qkv[start * 3 * hidden..(start + len) * 3 * hidden];
-        attend(rows, out, len, hidden, heads);
-    });
+    packing
+        .split_rows(ctx, hidden)
+        .into_par_iter()
+        .for_each(|(start, out)| {
+            let len = out.len() / hidden;
+            let rows = &qkv[start * 3 * hidden..(start + len) * 3 * hidden];
+            attend(rows, out, len, hidden, heads);
+        });
 }
 
 /// Scores past the real columns to -inf, so one softmax over whole padded
@@ -74,12 +77,25 @@ fn attend(qkv: &[f32], out: &mut [f32], len: usize, hidden: usize, heads: usize)
     let d = hidden / heads;
     let cols = padded(len);
     let stride = 3 * hidden;
-    let (mut q, mut k, mut v) = (vec![0f32; len * d], vec![0f32; len * d], vec![0f32; len * d]);
-    let (mut k_t, mut s, mut o) = (vec![0f32; d * cols], vec![0f32; len * cols], vec![0f32; len * d]);
+    let (mut q, mut k, mut v) = (
+        vec![0f32; len * d],
+        vec![0f32; len * d],
+        vec![0f32; len * d],
+    );
+    let (mut k_t, mut s, mut o) = (
+        vec![0f32; d * cols],
+        vec![0f32; len * cols],
+        vec![0f32; len * d],
+    );
     for h in 0..heads {
-        for (buf, off) in [(&mut q, h * d), (&mut k, hidden + h * d), (&mut v, 2 * hidden + h * d)] {
+        for (buf, off) in [
+            (&mut q, h * d),
+            (&mut k, hidden + h * d),
+            (&mut v, 2 * hidden + h * d),
+        ] {
             for i in 0..len {
-                buf[i * d..(i + 1) * d].copy_from_slice(&qkv[i * stride + off..i * stride + off + d]);
+                buf[i * d..(i + 1) * d]
+                    .copy_from_slice(&qkv[i * stride + off..i * stride + off + d]);
             }
         }
         transpose_padded(&k, len, d, cols, &mut k_t);
@@ -88,7 +104,8 @@ fn attend(qkv: &[f32], out: &mut [f32], len: usize, hidden: usize, heads: usize)
         softmax_rows(&mut s, cols);
         weighted_sum(&s, &v, &mut o, len, len, cols, d, 1.0);
         for i in 0..len {
-            out[i * hidden + h * d..i * hidden + (h + 1) * d].copy_from_slice(&o[i * d..(i + 1) * d]);
+            out[i * hidden + h * d..i * hidden + (h + 1) * d]
+                .copy_from_slice(&o[i * d..(i + 1) * d]);
         }
     }
 }

@@ -26,15 +26,16 @@ pub fn to_bits(x: f32) -> u16 {
     ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
 
-use super::tiles::{self, by_rows, MR};
 #[cfg(target_arch = "x86_64")]
 use super::tiles::store_tile;
+use super::tiles::{self, by_rows, MR};
 
 /// Whether this CPU runs the bf16 kernel.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -60,7 +61,8 @@ pub fn pack_weights(w: &[f32], n: usize, k: usize) -> Vec<u16> {
                     for e in 0..2 {
                         let t = 2 * kk + e;
                         if t < k {
-                            out[((blk * k2 + kk) * 2 + half) * 32 + c * 2 + e] = to_bits(w[col * k + t]);
+                            out[((blk * k2 + kk) * 2 + half) * 32 + c * 2 + e] =
+                                to_bits(w[col * k + t]);
                         }
                     }
                 }
@@ -83,7 +85,11 @@ pub(crate) fn pack_rows(x: &[f32], m: usize, k: usize) -> Vec<u32> {
     for (row, dst) in x.chunks_exact(k).zip(out.chunks_exact_mut(k2)) {
         for (kk, d) in dst.iter_mut().enumerate() {
             let lo = to_bits(row[2 * kk]) as u32;
-            let hi = if 2 * kk + 1 < k { to_bits(row[2 * kk + 1]) as u32 } else { 0 };
+            let hi = if 2 * kk + 1 < k {
+                to_bits(row[2 * kk + 1]) as u32
+            } else {
+                0
+            };
             *d = lo | (hi << 16);
         }
     }
@@ -113,9 +119,25 @@ unsafe fn pack_rows_avx512(_: &[f32], _: &mut [u32]) {
 
 /// `out[m, n] = x[m, k] W^T (+ bias)` with `W` packed by [`pack_weights`].
 /// Call only where [`available`] is true.
-pub fn gemm(x: &[f32], packed: &[u16], bias: Option<&[f32]>, m: usize, n: usize, k: usize, out: &mut [f32]) {
-    assert!(available(), "bf16 kernel called on a CPU without AVX512-BF16");
-    assert!(kernel_fits(n) && x.len() == m * k && out.len() == m * n && packed.len() == n * k.div_ceil(2) * 2);
+pub fn gemm(
+    x: &[f32],
+    packed: &[u16],
+    bias: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+    out: &mut [f32],
+) {
+    assert!(
+        available(),
+        "bf16 kernel called on a CPU without AVX512-BF16"
+    );
+    assert!(
+        kernel_fits(n)
+            && x.len() == m * k
+            && out.len() == m * n
+            && packed.len() == n * k.div_ceil(2) * 2
+    );
     let k2 = k.div_ceil(2);
     let a = pack_rows(x, m, k);
     tiles::run(m, n, MR, out, |mr, row, blk, o| {
@@ -125,18 +147,31 @@ pub fn gemm(x: &[f32], packed: &[u16], bias: Option<&[f32]>, m: usize, n: usize,
         assert!(o.len() >= (mr - 1) * n + 32);
         // SAFETY: the slices cover what the kernel reads and writes
         // (asserted above); the CPU has the features (asserted at the top).
-        unsafe { by_rows!(mr, kernel(a.as_ptr(), k2, bp.as_ptr(), o.as_mut_ptr(), n, bias)) }
+        unsafe {
+            by_rows!(
+                mr,
+                kernel(a.as_ptr(), k2, bp.as_ptr(), o.as_mut_ptr(), n, bias)
+            )
+        }
     });
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn kernel<const R: usize>(a: *const u32, k2: usize, bp: *const u16, out: *mut f32, ldo: usize, bias: Option<&[f32]>) {
+unsafe fn kernel<const R: usize>(
+    a: *const u32,
+    k2: usize,
+    bp: *const u16,
+    out: *mut f32,
+    ldo: usize,
+    bias: Option<&[f32]>,
+) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     for kk in 0..k2 {
         let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(kk * 64) as *const _));
-        let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(kk * 64 + 32) as *const _));
+        let b1: __m512bh =
+            std::mem::transmute(_mm512_loadu_si512(bp.add(kk * 64 + 32) as *const _));
         for (r, row) in acc.iter_mut().enumerate() {
             let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(r * k2 + kk) as i32));
             row[0] = _mm512_dpbf16_ps(row[0], av, b0);
@@ -147,7 +182,14 @@ unsafe fn kernel<const R: usize>(a: *const u32, k2: usize, bp: *const u16, out: 
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel<const R: usize>(_: *const u32, _: usize, _: *const u16, _: *mut f32, _: usize, _: Option<&[f32]>) {
+unsafe fn kernel<const R: usize>(
+    _: *const u32,
+    _: usize,
+    _: *const u16,
+    _: *mut f32,
+    _: usize,
+    _: Option<&[f32]>,
+) {
     unreachable!("the bf16 kernel is x86-64 only")
 }
 
@@ -170,16 +212,23 @@ mod tests {
     fn vector_and_scalar_row_packing_agree() {
         let x: Vec<f32> = (0..3 * 64).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
         let fast = pack_rows(&x, 3, 64);
-        let slow: Vec<u32> = x.chunks_exact(2).map(|p| to_bits(p[0]) as u32 | (to_bits(p[1]) as u32) << 16).collect();
+        let slow: Vec<u32> = x
+            .chunks_exact(2)
+            .map(|p| to_bits(p[0]) as u32 | (to_bits(p[1]) as u32) << 16)
+            .collect();
         assert_eq!(fast, slow);
     }
 
     #[test]
     fn packing_puts_pairs_where_the_kernel_reads_them() {
         // w[col, t] = col * 10 + t for 32 columns and k = 3 (padded to 4).
-        let w: Vec<f32> = (0..32).flat_map(|c| (0..3).map(move |t| (c * 10 + t) as f32)).collect();
+        let w: Vec<f32> = (0..32)
+            .flat_map(|c| (0..3).map(move |t| (c * 10 + t) as f32))
+            .collect();
         let p = pack_weights(&w, 32, 3);
-        let at = |kk: usize, col: usize, e: usize| f32::from_bits((p[(kk * 2 + col / 16) * 32 + (col % 16) * 2 + e] as u32) << 16);
+        let at = |kk: usize, col: usize, e: usize| {
+            f32::from_bits((p[(kk * 2 + col / 16) * 32 + (col % 16) * 2 + e] as u32) << 16)
+        };
         assert_eq!(at(0, 0, 0), 0.0);
         assert_eq!(at(0, 5, 1), 51.0);
         assert_eq!(at(1, 17, 0), 172.0);

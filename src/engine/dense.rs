@@ -55,13 +55,26 @@ impl Dense {
     pub fn new(weight: Vec<f32>, bias: Vec<f32>, n: usize, k: usize, precision: Precision) -> Self {
         debug_assert_eq!(weight.len(), n * k);
         let weights = match precision {
-            Precision::F32 if f32_kernel::kernel_fits(n) && f32_kernel::available() => Weights::F32Packed(f32_kernel::pack_weights(&weight, n, k)),
+            Precision::F32 if f32_kernel::kernel_fits(n) && f32_kernel::available() => {
+                Weights::F32Packed(f32_kernel::pack_weights(&weight, n, k))
+            }
             Precision::F32 => Weights::F32(weight),
-            Precision::Bf16 if amx::kernel_fits(n, k) && amx::available() => Weights::Bf16Amx(bf16::pack_weights(&weight, n, k)),
-            Precision::Bf16 if bf16::kernel_fits(n) && bf16::available() => Weights::Bf16Packed(bf16::pack_weights(&weight, n, k)),
-            Precision::Bf16 => Weights::Bf16Emulated(weight.iter().map(|&v| bf16::round(v)).collect()),
+            Precision::Bf16 if amx::kernel_fits(n, k) && amx::available() => {
+                Weights::Bf16Amx(bf16::pack_weights(&weight, n, k))
+            }
+            Precision::Bf16 if bf16::kernel_fits(n) && bf16::available() => {
+                Weights::Bf16Packed(bf16::pack_weights(&weight, n, k))
+            }
+            Precision::Bf16 => {
+                Weights::Bf16Emulated(weight.iter().map(|&v| bf16::round(v)).collect())
+            }
         };
-        Dense { weights, bias, n, k }
+        Dense {
+            weights,
+            bias,
+            n,
+            k,
+        }
     }
 
     /// `out[m, n] = x[m, k] W^T`, plus the bias when `with_bias`.
@@ -83,7 +96,15 @@ impl Dense {
 }
 
 /// `out = x W^T (+ bias)` through the `gemm` crate, on rayon's pool.
-pub fn gemm_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, n: usize, k: usize, out: &mut [f32]) {
+pub fn gemm_f32(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+    out: &mut [f32],
+) {
     assert!(out.len() >= m * n, "gemm_f32: buffer too small");
     if let Some(b) = bias {
         for row in out[..m * n].chunks_exact_mut(n) {
@@ -91,7 +112,24 @@ pub fn gemm_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, n: usize, 
         }
     }
     // W row-major [n, k] read as W^T [k, n]: row stride 1, column stride k.
-    gemm_strided(out, bias.is_some(), 1.0, View { data: x, row_stride: k, col_stride: 1 }, View { data: w, row_stride: 1, col_stride: k }, m, n, k);
+    gemm_strided(
+        out,
+        bias.is_some(),
+        1.0,
+        View {
+            data: x,
+            row_stride: k,
+            col_stride: 1,
+        },
+        View {
+            data: w,
+            row_stride: 1,
+            col_stride: k,
+        },
+        m,
+        n,
+        k,
+    );
 }
 
 /// A row-major or transposed view of a matrix for [`gemm_strided`]: element
@@ -104,10 +142,28 @@ pub struct View<'a> {
 
 /// `dst[m, n] (+)= scale a[m, k] b[k, n]`, `dst` row-major.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_strided(dst: &mut [f32], accumulate: bool, scale: f32, a: View, b: View, m: usize, n: usize, k: usize) {
+pub fn gemm_strided(
+    dst: &mut [f32],
+    accumulate: bool,
+    scale: f32,
+    a: View,
+    b: View,
+    m: usize,
+    n: usize,
+    k: usize,
+) {
     assert!(dst.len() >= m * n, "gemm: destination too small");
-    let last = |v: &View, r: usize, c: usize| if r == 0 || c == 0 { 0 } else { (r - 1) * v.row_stride + (c - 1) * v.col_stride + 1 };
-    assert!(a.data.len() >= last(&a, m, k) && b.data.len() >= last(&b, k, n), "gemm: operand too small");
+    let last = |v: &View, r: usize, c: usize| {
+        if r == 0 || c == 0 {
+            0
+        } else {
+            (r - 1) * v.row_stride + (c - 1) * v.col_stride + 1
+        }
+    };
+    assert!(
+        a.data.len() >= last(&a, m, k) && b.data.len() >= last(&b, k, n),
+        "gemm: operand too small"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -118,7 +174,11 @@ pub fn gemm_strided(dst: &mut [f32], accumulate: bool, scale: f32, a: View, b: V
         return;
     }
     let threads = rayon::current_num_threads();
-    let par = if threads > 1 && m * n * k > 1 << 18 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let par = if threads > 1 && m * n * k > 1 << 18 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: every element the strides address lies inside its slice
     // (checked above); dst is row-major [m, n] and borrowed mutably.
     unsafe {
@@ -163,7 +223,12 @@ mod tests {
     fn data(len: usize, seed: u32) -> Vec<f32> {
         // Small integers and halves: exact in bf16, so every path must agree
         // with the naive product to rounding of the f32 sums.
-        (0..len).map(|i| (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 24) % 9) as f32 * 0.5 - 2.0).collect()
+        (0..len)
+            .map(|i| {
+                (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 24) % 9) as f32 * 0.5
+                    - 2.0
+            })
+            .collect()
     }
 
     #[test]
@@ -200,21 +265,41 @@ mod tests {
         gemm_f32(&x, &w, Some(&b), m, n, k, &mut out);
         assert!(out.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-3));
         if f32_kernel::available() {
-            f32_kernel::gemm(&x, &f32_kernel::pack_weights(&w, n, k), Some(&b), m, n, k, &mut out);
-            assert!(out.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-3), "avx512 f32");
+            f32_kernel::gemm(
+                &x,
+                &f32_kernel::pack_weights(&w, n, k),
+                Some(&b),
+                m,
+                n,
+                k,
+                &mut out,
+            );
+            assert!(
+                out.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-3),
+                "avx512 f32"
+            );
             ran.push("avx512 f32");
         }
         let packed = bf16::pack_weights(&w, n, k);
         if bf16::available() {
             bf16::gemm(&x, &packed, Some(&b), m, n, k, &mut out);
-            assert!(out.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-3), "avx512-bf16");
+            assert!(
+                out.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-3),
+                "avx512-bf16"
+            );
             ran.push("avx512-bf16");
         }
         if amx::available() {
             amx::gemm(&x, &packed, Some(&b), m, n, k, &mut out);
-            assert!(out.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-3), "amx");
+            assert!(
+                out.iter().zip(&want).all(|(a, e)| (a - e).abs() < 1e-3),
+                "amx"
+            );
             amx::gemm(&x, &packed, None, m, n, k, &mut out);
-            assert!((out[m * n - 1] - (want[m * n - 1] - b[n - 1])).abs() < 1e-3, "amx without bias");
+            assert!(
+                (out[m * n - 1] - (want[m * n - 1] - b[n - 1])).abs() < 1e-3,
+                "amx without bias"
+            );
             ran.push("amx");
         }
         eprintln!("kernels checked: {ran:?}");

@@ -5,9 +5,9 @@
 //! once at engine build. Layers whose width is not a multiple of 32 use the
 //! `gemm` crate (candle's CPU matmul, built with its AVX-512 kernels).
 
-use super::tiles::{self, by_rows, MR};
 #[cfg(target_arch = "x86_64")]
 use super::tiles::store_tile;
+use super::tiles::{self, by_rows, MR};
 
 /// Whether this CPU runs the kernel.
 pub fn available() -> bool {
@@ -42,8 +42,19 @@ pub fn pack_weights(w: &[f32], n: usize, k: usize) -> Vec<f32> {
 
 /// `out[m, n] = x[m, k] W^T (+ bias)` with `W` packed by [`pack_weights`].
 /// Call only where [`available`] is true.
-pub fn gemm(x: &[f32], packed: &[f32], bias: Option<&[f32]>, m: usize, n: usize, k: usize, out: &mut [f32]) {
-    assert!(available(), "AVX-512 kernel called on a CPU without AVX-512");
+pub fn gemm(
+    x: &[f32],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+    out: &mut [f32],
+) {
+    assert!(
+        available(),
+        "AVX-512 kernel called on a CPU without AVX-512"
+    );
     assert!(kernel_fits(n) && x.len() == m * k && out.len() == m * n && packed.len() == n * k);
     tiles::run(m, n, MR, out, |mr, row, blk, o| {
         let a = &x[row * k..(row + mr) * k];
@@ -52,13 +63,25 @@ pub fn gemm(x: &[f32], packed: &[f32], bias: Option<&[f32]>, m: usize, n: usize,
         assert!(o.len() >= (mr - 1) * n + 32);
         // SAFETY: the slices cover what the kernel reads and writes
         // (asserted above); the CPU has AVX-512 (asserted at the top).
-        unsafe { by_rows!(mr, kernel(a.as_ptr(), k, bp.as_ptr(), o.as_mut_ptr(), n, bias)) }
+        unsafe {
+            by_rows!(
+                mr,
+                kernel(a.as_ptr(), k, bp.as_ptr(), o.as_mut_ptr(), n, bias)
+            )
+        }
     });
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel<const R: usize>(a: *const f32, k: usize, bp: *const f32, out: *mut f32, ldo: usize, bias: Option<&[f32]>) {
+unsafe fn kernel<const R: usize>(
+    a: *const f32,
+    k: usize,
+    bp: *const f32,
+    out: *mut f32,
+    ldo: usize,
+    bias: Option<&[f32]>,
+) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     for t in 0..k {
@@ -74,6 +97,13 @@ unsafe fn kernel<const R: usize>(a: *const f32, k: usize, bp: *const f32, out: *
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel<const R: usize>(_: *const f32, _: usize, _: *const f32, _: *mut f32, _: usize, _: Option<&[f32]>) {
+unsafe fn kernel<const R: usize>(
+    _: *const f32,
+    _: usize,
+    _: *const f32,
+    _: *mut f32,
+    _: usize,
+    _: Option<&[f32]>,
+) {
     unreachable!("the AVX-512 kernel is x86-64 only")
 }

@@ -21,11 +21,21 @@ pub fn padded(cols: usize) -> usize {
 }
 
 #[inline(always)]
-fn scores_rows<const R: usize>(a: &[f32], bt: &[f32], s: &mut [f32], i0: usize, cols: usize, d: usize, scale: f32) {
+fn scores_rows<const R: usize>(
+    a: &[f32],
+    bt: &[f32],
+    s: &mut [f32],
+    i0: usize,
+    cols: usize,
+    d: usize,
+    scale: f32,
+) {
     for j0 in (0..cols).step_by(LANES) {
         let mut acc = [[0f32; LANES]; R];
         for c in 0..d {
-            let b: &[f32; LANES] = bt[c * cols + j0..c * cols + j0 + LANES].try_into().expect("a full block");
+            let b: &[f32; LANES] = bt[c * cols + j0..c * cols + j0 + LANES]
+                .try_into()
+                .expect("a full block");
             for (r, acc) in acc.iter_mut().enumerate() {
                 let x = a[(i0 + r) * d + c];
                 for l in 0..LANES {
@@ -59,11 +69,23 @@ simd_fn! {
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn sum_rows<const R: usize, const B: usize>(p: &[f32], v: &[f32], o: &mut [f32], i0: usize, len: usize, stride: usize, d: usize, col0: usize, scale: f32) {
+fn sum_rows<const R: usize, const B: usize>(
+    p: &[f32],
+    v: &[f32],
+    o: &mut [f32],
+    i0: usize,
+    len: usize,
+    stride: usize,
+    d: usize,
+    col0: usize,
+    scale: f32,
+) {
     let mut acc = [[[0f32; LANES]; B]; R];
     for j in 0..len {
         for b in 0..B {
-            let vv: &[f32; LANES] = v[j * d + col0 + b * LANES..j * d + col0 + (b + 1) * LANES].try_into().expect("a full block");
+            let vv: &[f32; LANES] = v[j * d + col0 + b * LANES..j * d + col0 + (b + 1) * LANES]
+                .try_into()
+                .expect("a full block");
             for (r, acc) in acc.iter_mut().enumerate() {
                 let w = p[(i0 + r) * stride + j];
                 for l in 0..LANES {
@@ -84,7 +106,17 @@ fn sum_rows<const R: usize, const B: usize>(p: &[f32], v: &[f32], o: &mut [f32],
 /// Columns `col..col + B * LANES` of every row, four rows at a time.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn column_block<const B: usize>(p: &[f32], v: &[f32], o: &mut [f32], rows: usize, len: usize, stride: usize, d: usize, col: usize, scale: f32) {
+fn column_block<const B: usize>(
+    p: &[f32],
+    v: &[f32],
+    o: &mut [f32],
+    rows: usize,
+    len: usize,
+    stride: usize,
+    d: usize,
+    col: usize,
+    scale: f32,
+) {
     let mut i = 0;
     while i + 4 <= rows {
         sum_rows::<4, B>(p, v, o, i, len, stride, d, col, scale);
@@ -141,7 +173,9 @@ mod tests {
     use super::*;
 
     fn data(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i * 7919 + seed * 104729) % 29) as f32 / 9.0 - 1.5).collect()
+        (0..n)
+            .map(|i| ((i * 7919 + seed * 104729) % 29) as f32 / 9.0 - 1.5)
+            .collect()
     }
 
     #[test]
@@ -155,16 +189,29 @@ mod tests {
             scores(&a, &bt, &mut s, rows, cols, d, 0.5);
             for i in 0..rows {
                 for j in 0..cols {
-                    let want = if j < rows { 0.5 * (0..d).map(|c| a[i * d + c] * b[j * d + c]).sum::<f32>() } else { 0.0 };
-                    assert!((s[i * cols + j] - want).abs() < 1e-4, "scores {rows}x{d} at {i},{j}");
+                    let want = if j < rows {
+                        0.5 * (0..d).map(|c| a[i * d + c] * b[j * d + c]).sum::<f32>()
+                    } else {
+                        0.0
+                    };
+                    assert!(
+                        (s[i * cols + j] - want).abs() < 1e-4,
+                        "scores {rows}x{d} at {i},{j}"
+                    );
                 }
             }
             let mut o = vec![0f32; rows * d];
             weighted_sum(&s, &b, &mut o, rows, rows, cols, d, 2.0);
             for i in 0..rows {
                 for c in 0..d {
-                    let want = 2.0 * (0..rows).map(|j| s[i * cols + j] * b[j * d + c]).sum::<f32>();
-                    assert!((o[i * d + c] - want).abs() < 1e-3 * want.abs().max(1.0), "weighted_sum {rows}x{d} at {i},{c}");
+                    let want = 2.0
+                        * (0..rows)
+                            .map(|j| s[i * cols + j] * b[j * d + c])
+                            .sum::<f32>();
+                    assert!(
+                        (o[i * d + c] - want).abs() < 1e-3 * want.abs().max(1.0),
+                        "weighted_sum {rows}x{d} at {i},{c}"
+                    );
                 }
             }
         }

@@ -13,12 +13,12 @@
 //! agree (training has its own hand-written pass, `crate::train::native`,
 //! checked against the same candle model).
 
+mod amx;
 pub(crate) mod attention;
 pub mod bf16;
 mod dense;
-pub(crate) mod head_matmul;
-mod amx;
 mod f32_kernel;
+pub(crate) mod head_matmul;
 pub mod simd;
 mod tiles;
 
@@ -83,9 +83,24 @@ impl Engine {
             }
             Ok(w.flatten_all()?.to_vec1::<f32>()?)
         };
-        let vec = |name: &str| -> Result<Vec<f32>> { Ok(p.tensor(name).flatten_all()?.to_vec1::<f32>()?) };
-        let norm = |name: &str| -> Result<Norm> { Ok(Norm { weight: vec(&format!("{name}.weight"))?, bias: vec(&format!("{name}.bias"))? }) };
-        let dense = |name: &str, n: usize, k: usize, prec: Precision| -> Result<Dense> { Ok(Dense::new(weight(name)?, vec(&format!("{name}.bias"))?, n, k, prec)) };
+        let vec = |name: &str| -> Result<Vec<f32>> {
+            Ok(p.tensor(name).flatten_all()?.to_vec1::<f32>()?)
+        };
+        let norm = |name: &str| -> Result<Norm> {
+            Ok(Norm {
+                weight: vec(&format!("{name}.weight"))?,
+                bias: vec(&format!("{name}.bias"))?,
+            })
+        };
+        let dense = |name: &str, n: usize, k: usize, prec: Precision| -> Result<Dense> {
+            Ok(Dense::new(
+                weight(name)?,
+                vec(&format!("{name}.bias"))?,
+                n,
+                k,
+                prec,
+            ))
+        };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
             let n = format!("bert.encoder.layer.{i}");
@@ -137,13 +152,23 @@ impl Engine {
                 return Err(Error::Invalid("empty token sequence".into()));
             }
             if e.ids.len() > self.max_positions {
-                return Err(Error::Invalid(format!("sequence of {} tokens exceeds max_position_embeddings {}", e.ids.len(), self.max_positions)));
+                return Err(Error::Invalid(format!(
+                    "sequence of {} tokens exceeds max_position_embeddings {}",
+                    e.ids.len(),
+                    self.max_positions
+                )));
             }
             if let Some(id) = e.ids.iter().find(|&&id| id as usize >= self.vocab) {
-                return Err(Error::Invalid(format!("token id {id} is outside the vocabulary of {}", self.vocab)));
+                return Err(Error::Invalid(format!(
+                    "token id {id} is outside the vocabulary of {}",
+                    self.vocab
+                )));
             }
             if let Some(t) = e.type_ids.iter().find(|&&t| t as usize >= self.type_vocab) {
-                return Err(Error::Invalid(format!("token type {t} is outside the model's {} types", self.type_vocab)));
+                return Err(Error::Invalid(format!(
+                    "token type {t} is outside the model's {} types",
+                    self.type_vocab
+                )));
             }
         }
         let packing = Packing::new(items.iter().map(|e| e.ids.len()));
@@ -161,13 +186,18 @@ impl Engine {
             self.add_norm(&mut y, &x, &l.attn_norm);
             std::mem::swap(&mut x, &mut y);
             l.intermediate.forward(&x, rows, &mut inter, false);
-            inter.par_chunks_mut(ROWS_PER_TASK * m).for_each(|c| simd::bias_activation(c, &l.intermediate.bias, self.act));
+            inter
+                .par_chunks_mut(ROWS_PER_TASK * m)
+                .for_each(|c| simd::bias_activation(c, &l.intermediate.bias, self.act));
             l.output.forward(&inter, rows, &mut y, true);
             self.add_norm(&mut y, &x, &l.out_norm);
             std::mem::swap(&mut x, &mut y);
         }
         // [CLS] of each sentence -> pooler (tanh) -> classifier.
-        let cls: Vec<f32> = packing.starts[..items.len()].iter().flat_map(|&s| x[s * h..(s + 1) * h].iter().copied()).collect();
+        let cls: Vec<f32> = packing.starts[..items.len()]
+            .iter()
+            .flat_map(|&s| x[s * h..(s + 1) * h].iter().copied())
+            .collect();
         let b = items.len();
         let mut pooled = vec![0f32; b * h];
         self.pooler.forward(&cls, b, &mut pooled, true);
@@ -195,7 +225,9 @@ impl Engine {
                 r += 1;
             }
         }
-        x.par_chunks_mut(ROWS_PER_TASK * h).for_each(|c| simd::layer_norm(c, &self.embed_norm.weight, &self.embed_norm.bias, self.eps));
+        x.par_chunks_mut(ROWS_PER_TASK * h).for_each(|c| {
+            simd::layer_norm(c, &self.embed_norm.weight, &self.embed_norm.bias, self.eps)
+        });
         x
     }
 

@@ -61,7 +61,10 @@ pub fn exp(x: f32) -> f32 {
     let n_bits = t.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
     let n = t - MAGIC;
     let f = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0 + f * (1.0 + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
+    let p = 1.0
+        + f * (1.0
+            + f * (0.5
+                + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f * (1.0 / 720.0))))));
     let e = p * f32::from_bits(((n_bits + 127) as u32) << 23);
     if zero {
         0.0
@@ -129,7 +132,10 @@ pub fn max(xs: &[f32]) -> f32 {
             acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
         }
     }
-    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, v| if *v > m { *v } else { m });
     acc.iter().fold(tail, |m, v| if *v > m { *v } else { m })
 }
 
@@ -143,7 +149,12 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
             acc[i] += x[i] * y[i];
         }
     }
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     acc.iter().sum::<f32>() + tail
 }
 
@@ -206,7 +217,9 @@ fn norm_row(row: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
     row.iter_mut().for_each(|v| *v -= mean);
     let var = dot(row, row) / n;
     let inv = 1.0 / (var + eps).sqrt();
-    row.iter_mut().zip(weight.iter().zip(bias)).for_each(|(v, (w, b))| *v = *v * inv * w + b);
+    row.iter_mut()
+        .zip(weight.iter().zip(bias))
+        .for_each(|(v, (w, b))| *v = *v * inv * w + b);
 }
 
 simd_fn! {
@@ -289,7 +302,13 @@ mod tests {
         }
         // [1, 2, 3] + [1, 0, -1] = [2, 2, 2]: zero variance, so only bias stays.
         let mut r = vec![1.0, 2.0, 3.0];
-        add_layer_norm(&mut r, &[1.0, 0.0, -1.0], &[1.0, 1.0, 1.0], &[0.5, 0.0, -0.5], 1e-12);
+        add_layer_norm(
+            &mut r,
+            &[1.0, 0.0, -1.0],
+            &[1.0, 1.0, 1.0],
+            &[0.5, 0.0, -0.5],
+            1e-12,
+        );
         assert_eq!(r, vec![0.5, 0.0, -0.5]);
         // [0, 3, 6]: mean 3, variance 6, so (x - 3) / sqrt(6).
         let mut r = vec![0.0, 3.0, 6.0];

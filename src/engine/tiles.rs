@@ -10,7 +10,13 @@ use rayon::prelude::*;
 /// and every 32-column block of an `[m, n]` output, where `out` starts at the
 /// tile's first element (row `row`, column `32 * block`) and runs to the end
 /// of the task's rows (row stride `n`).
-pub fn run(m: usize, n: usize, mr_max: usize, out: &mut [f32], tile: impl Fn(usize, usize, usize, &mut [f32]) + Sync) {
+pub fn run(
+    m: usize,
+    n: usize,
+    mr_max: usize,
+    out: &mut [f32],
+    tile: impl Fn(usize, usize, usize, &mut [f32]) + Sync,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -18,18 +24,20 @@ pub fn run(m: usize, n: usize, mr_max: usize, out: &mut [f32], tile: impl Fn(usi
     // About four tasks per thread, each a whole number of tiles.
     let tiles = m.div_ceil(mr_max);
     let per_task = tiles.div_ceil(4 * rayon::current_num_threads()).max(1) * mr_max;
-    out.par_chunks_mut(per_task * n).enumerate().for_each(|(t, oc)| {
-        let r0 = t * per_task;
-        let rows = oc.len() / n;
-        for blk in 0..n / 32 {
-            let mut i = 0;
-            while i < rows {
-                let mr = mr_max.min(rows - i);
-                tile(mr, r0 + i, blk, &mut oc[i * n + blk * 32..]);
-                i += mr;
+    out.par_chunks_mut(per_task * n)
+        .enumerate()
+        .for_each(|(t, oc)| {
+            let r0 = t * per_task;
+            let rows = oc.len() / n;
+            for blk in 0..n / 32 {
+                let mut i = 0;
+                while i < rows {
+                    let mr = mr_max.min(rows - i);
+                    tile(mr, r0 + i, blk, &mut oc[i * n + blk * 32..]);
+                    i += mr;
+                }
             }
-        }
-    });
+        });
 }
 
 /// Rows of the micro-kernels' tiles: 12 x 32 f32 sums fill 24 of AVX-512's
@@ -63,10 +71,18 @@ pub(crate) use by_rows;
 /// Inlined into the AVX-512 kernels, which call it.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub unsafe fn store_tile<const R: usize>(acc: &[[std::arch::x86_64::__m512; 2]; R], out: *mut f32, ldo: usize, bias: Option<&[f32]>) {
+pub unsafe fn store_tile<const R: usize>(
+    acc: &[[std::arch::x86_64::__m512; 2]; R],
+    out: *mut f32,
+    ldo: usize,
+    bias: Option<&[f32]>,
+) {
     use std::arch::x86_64::*;
     let (bias0, bias1) = match bias {
-        Some(b) => (_mm512_loadu_ps(b.as_ptr()), _mm512_loadu_ps(b.as_ptr().add(16))),
+        Some(b) => (
+            _mm512_loadu_ps(b.as_ptr()),
+            _mm512_loadu_ps(b.as_ptr().add(16)),
+        ),
         None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
     };
     for (r, row) in acc.iter().enumerate() {

@@ -7,8 +7,8 @@
 //! tested against, and the training path for models the native step does
 //! not cover.
 
-use super::{BertConfig, Dropout, Init, LayerNorm, ParamStore};
 use super::linear::Linear;
+use super::{BertConfig, Dropout, Init, LayerNorm, ParamStore};
 use crate::rng::Rng;
 use crate::Result;
 use candle_core::{DType, Device, Tensor};
@@ -63,7 +63,11 @@ fn add_norm(p: &mut ParamStore, name: &str, h: usize) -> Result<()> {
 }
 
 /// The model's modules, wired to the store's tensors (frozen ones detached).
-fn modules(p: &ParamStore, c: &BertConfig, lora_scale: f64) -> (Embeddings, Vec<Layer>, Linear, Linear) {
+fn modules(
+    p: &ParamStore,
+    c: &BertConfig,
+    lora_scale: f64,
+) -> (Embeddings, Vec<Layer>, Linear, Linear) {
     let eps = c.layer_norm_eps;
     let embeddings = Embeddings {
         word: p.tensor("bert.embeddings.word_embeddings.weight"),
@@ -87,7 +91,12 @@ fn modules(p: &ParamStore, c: &BertConfig, lora_scale: f64) -> (Embeddings, Vec<
             }
         })
         .collect();
-    (embeddings, layers, built_linear(p, "bert.pooler.dense", lora_scale), built_linear(p, "classifier", lora_scale))
+    (
+        embeddings,
+        layers,
+        built_linear(p, "bert.pooler.dense", lora_scale),
+        built_linear(p, "classifier", lora_scale),
+    )
 }
 
 /// The names of the dense layers of encoder layer `i`, with their shapes
@@ -123,15 +132,26 @@ impl LoraConfig {
 }
 
 fn built_linear(p: &ParamStore, name: &str, lora_scale: f64) -> Linear {
-    let mut l = Linear::new(p.tensor(&format!("{name}.weight")), p.tensor(&format!("{name}.bias")));
+    let mut l = Linear::new(
+        p.tensor(&format!("{name}.weight")),
+        p.tensor(&format!("{name}.bias")),
+    );
     if p.contains(&format!("{name}.lora_A.weight")) {
-        l.lora = Some(super::linear::Lora { a: p.tensor(&format!("{name}.lora_A.weight")), b: p.tensor(&format!("{name}.lora_B.weight")), scale: lora_scale });
+        l.lora = Some(super::linear::Lora {
+            a: p.tensor(&format!("{name}.lora_A.weight")),
+            b: p.tensor(&format!("{name}.lora_B.weight")),
+            scale: lora_scale,
+        });
     }
     l
 }
 
 fn built_norm(p: &ParamStore, name: &str, eps: f64) -> LayerNorm {
-    LayerNorm::new(p.tensor(&format!("{name}.weight")), p.tensor(&format!("{name}.bias")), eps)
+    LayerNorm::new(
+        p.tensor(&format!("{name}.weight")),
+        p.tensor(&format!("{name}.bias")),
+        eps,
+    )
 }
 
 impl BertClassifier {
@@ -145,23 +165,50 @@ impl BertClassifier {
     /// The same model with its random draws deferred, for loading weights
     /// into: call `params.draw_pending()` after loading, and whatever the
     /// files lacked gets exactly the values [`BertClassifier::new`] gives.
-    pub fn new_for_loading(config: &BertConfig, num_labels: usize, seed: u64, device: &Device) -> Result<Self> {
+    pub fn new_for_loading(
+        config: &BertConfig,
+        num_labels: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         Self::build(config, num_labels, seed, device, true)
     }
 
-    fn build(config: &BertConfig, num_labels: usize, seed: u64, device: &Device, defer: bool) -> Result<Self> {
+    fn build(
+        config: &BertConfig,
+        num_labels: usize,
+        seed: u64,
+        device: &Device,
+        defer: bool,
+    ) -> Result<Self> {
         config.validate().map_err(crate::Error::Invalid)?;
         let c = config;
-        let std = c.extra.get("initializer_range").and_then(|v| v.as_f64()).unwrap_or(0.02) as f32;
+        let std = c
+            .extra
+            .get("initializer_range")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.02) as f32;
         let h = c.hidden_size;
         let mut rng = Rng::new(seed);
         let mut p = ParamStore::new(rng.next_u64(), device.clone());
         if defer {
             p.defer_random_init();
         }
-        p.add("bert.embeddings.word_embeddings.weight", &[c.vocab_size, h], Init::Normal(std))?;
-        p.add("bert.embeddings.position_embeddings.weight", &[c.max_position_embeddings, h], Init::Normal(std))?;
-        p.add("bert.embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h], Init::Normal(std))?;
+        p.add(
+            "bert.embeddings.word_embeddings.weight",
+            &[c.vocab_size, h],
+            Init::Normal(std),
+        )?;
+        p.add(
+            "bert.embeddings.position_embeddings.weight",
+            &[c.max_position_embeddings, h],
+            Init::Normal(std),
+        )?;
+        p.add(
+            "bert.embeddings.token_type_embeddings.weight",
+            &[c.type_vocab_size, h],
+            Init::Normal(std),
+        )?;
         add_norm(&mut p, "bert.embeddings.LayerNorm", h)?;
         for i in 0..c.num_hidden_layers {
             let n = format!("bert.encoder.layer.{i}");
@@ -200,7 +247,11 @@ impl BertClassifier {
     fn rebuild(&mut self) {
         let p = &self.params;
         let c = &self.config;
-        let scale = self.lora.as_ref().map(|l| l.alpha / l.r as f64).unwrap_or(1.0);
+        let scale = self
+            .lora
+            .as_ref()
+            .map(|l| l.alpha / l.r as f64)
+            .unwrap_or(1.0);
         (self.embeddings, self.layers, self.pooler, self.classifier) = modules(p, c, scale);
     }
 
@@ -211,24 +262,38 @@ impl BertClassifier {
     /// unchanged until training moves B.
     pub fn add_lora(&mut self, cfg: &LoraConfig) -> Result<()> {
         if cfg.r == 0 || cfg.targets.is_empty() {
-            return Err(crate::Error::Invalid("LoRA needs --lora-r > 0 and at least one target module".into()));
+            return Err(crate::Error::Invalid(
+                "LoRA needs --lora-r > 0 and at least one target module".into(),
+            ));
         }
         let mut hit = 0;
         for i in 0..self.config.num_hidden_layers {
             for (name, out, inp) in layer_linears(&self.config, i) {
                 if cfg.targets_module(&name) {
-                    self.params.add(&format!("{name}.lora_A.weight"), &[cfg.r, inp], Init::Uniform(1.0 / (inp as f32).sqrt()))?;
-                    self.params.add(&format!("{name}.lora_B.weight"), &[out, cfg.r], Init::Zeros)?;
+                    self.params.add(
+                        &format!("{name}.lora_A.weight"),
+                        &[cfg.r, inp],
+                        Init::Uniform(1.0 / (inp as f32).sqrt()),
+                    )?;
+                    self.params.add(
+                        &format!("{name}.lora_B.weight"),
+                        &[out, cfg.r],
+                        Init::Zeros,
+                    )?;
                     hit += 1;
                 }
             }
         }
         if hit == 0 {
-            return Err(crate::Error::Invalid(format!("LoRA targets {:?} match no module (use query, key, value, dense)", cfg.targets)));
+            return Err(crate::Error::Invalid(format!(
+                "LoRA targets {:?} match no module (use query, key, value, dense)",
+                cfg.targets
+            )));
         }
         self.lora = Some(cfg.clone());
         self.frozen_layers = None;
-        self.params.set_trainable(|n| n.contains(".lora_") || n.starts_with("classifier."));
+        self.params
+            .set_trainable(|n| n.contains(".lora_") || n.starts_with("classifier."));
         self.rebuild();
         Ok(())
     }
@@ -255,7 +320,11 @@ impl BertClassifier {
         self.params.set_trainable(|name| match frozen {
             None => true,
             Some(f) => match name.strip_prefix("bert.encoder.layer.") {
-                Some(rest) => rest.split('.').next().and_then(|i| i.parse::<usize>().ok()).is_some_and(|i| i >= f),
+                Some(rest) => rest
+                    .split('.')
+                    .next()
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| i >= f),
                 None => !name.starts_with("bert.embeddings."),
             },
         });
@@ -269,7 +338,10 @@ impl BertClassifier {
     /// A seed for one dropout mask, the next draw of the dropout stream
     /// (the native training step's masks are hashed from such seeds).
     pub(crate) fn next_dropout_seed(&self) -> u64 {
-        self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner()).next_u64()
+        self.dropout_rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_u64()
     }
 
     /// Restart the dropout mask stream (the trainer does this from `--seed`).
@@ -279,30 +351,59 @@ impl BertClassifier {
 
     /// Logits `[batch, num_labels]` for token ids, token type ids and
     /// attention mask, all `[batch, seq]` u32.
-    pub fn forward_t(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn forward_t(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
         let hidden = self.encode(ids, type_ids, mask, train)?;
         let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
         let pooled = self.pooler.forward(&cls)?.tanh()?;
-        let pooled = self.classifier_dropout.forward_t(&pooled, &self.dropout_rng, train)?;
+        let pooled = self
+            .classifier_dropout
+            .forward_t(&pooled, &self.dropout_rng, train)?;
         Ok(self.classifier.forward(&pooled)?)
     }
 
     /// Last hidden states `[batch, seq, hidden]`.
-    pub fn encode(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn encode(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.config.max_position_embeddings {
-            return Err(crate::Error::Invalid(format!("sequence of {t} tokens exceeds max_position_embeddings {}", self.config.max_position_embeddings)));
+            return Err(crate::Error::Invalid(format!(
+                "sequence of {t} tokens exceeds max_position_embeddings {}",
+                self.config.max_position_embeddings
+            )));
         }
         let h = self.config.hidden_size;
         let e = &self.embeddings;
-        let words = e.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, h))?;
-        let types = e.token_type.index_select(&type_ids.flatten_all()?, 0)?.reshape((b, t, h))?;
+        let words = e
+            .word
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, h))?;
+        let types = e
+            .token_type
+            .index_select(&type_ids.flatten_all()?, 0)?
+            .reshape((b, t, h))?;
         let pos = e.position.narrow(0, 0, t)?;
         let x = words.add(&types)?.broadcast_add(&pos)?;
-        let frozen = if train { self.frozen_layers.unwrap_or(0) } else { 0 };
+        let frozen = if train {
+            self.frozen_layers.unwrap_or(0)
+        } else {
+            0
+        };
         let embed_train = train && self.frozen_layers.is_none();
         let x = e.norm.forward_t(&x, embed_train)?;
-        let mut x = self.hidden_dropout.forward_t(&x, &self.dropout_rng, embed_train)?;
+        let mut x = self
+            .hidden_dropout
+            .forward_t(&x, &self.dropout_rng, embed_train)?;
         // Additive mask: 0 where attended, a large negative number on padding.
         let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
         if train && self.frozen_layers == Some(0) {
@@ -321,18 +422,30 @@ impl BertClassifier {
         let (b, t, h) = x.dims3()?;
         let heads = self.config.num_attention_heads;
         let d = self.config.head_dim();
-        let split = |y: Tensor| -> candle_core::Result<Tensor> { y.reshape((b, t, heads, d))?.transpose(1, 2)?.contiguous() };
+        let split = |y: Tensor| -> candle_core::Result<Tensor> {
+            y.reshape((b, t, heads, d))?.transpose(1, 2)?.contiguous()
+        };
         let q = split(l.query.forward(x)?)?;
         let k = split(l.key.forward(x)?)?;
         let v = split(l.value.forward(x)?)?;
         let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?.broadcast_add(bias)?;
-        let probs = if train { super::ops::softmax_last_dim(&scores)? } else { candle_nn::ops::softmax_last_dim(&scores)? };
-        let probs = self.attn_dropout.forward_t(&probs, &self.dropout_rng, train)?;
+        let probs = if train {
+            super::ops::softmax_last_dim(&scores)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
+        let probs = self
+            .attn_dropout
+            .forward_t(&probs, &self.dropout_rng, train)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
-        let attn = self.hidden_dropout.forward_t(&l.attn_out.forward(&ctx)?, &self.dropout_rng, train)?;
+        let attn =
+            self.hidden_dropout
+                .forward_t(&l.attn_out.forward(&ctx)?, &self.dropout_rng, train)?;
         let x = l.attn_norm.forward_t(&(attn + x)?, train)?;
         let inter = self.activation(&l.intermediate.forward(&x)?, train)?;
-        let out = self.hidden_dropout.forward_t(&l.output.forward(&inter)?, &self.dropout_rng, train)?;
+        let out =
+            self.hidden_dropout
+                .forward_t(&l.output.forward(&inter)?, &self.dropout_rng, train)?;
         Ok(l.out_norm.forward_t(&(out + x)?, train)?)
     }
 

@@ -54,20 +54,34 @@ pub struct BertConfig {
 impl BertConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let cfg: BertConfig = serde_json::from_str(&text).map_err(|e| Error::file(path, format!("not a BERT config.json: {e}")))?;
+        let cfg: BertConfig = serde_json::from_str(&text)
+            .map_err(|e| Error::file(path, format!("not a BERT config.json: {e}")))?;
         cfg.validate().map_err(|m| Error::file(path, m))?;
         Ok(cfg)
     }
 
     pub fn validate(&self) -> std::result::Result<(), String> {
         super::preflight::check_config(self)?;
-        if self.hidden_size == 0 || self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
-            return Err(format!("hidden_size {} is not a multiple of num_attention_heads {}", self.hidden_size, self.num_attention_heads));
+        if self.hidden_size == 0
+            || self.num_attention_heads == 0
+            || self.hidden_size % self.num_attention_heads != 0
+        {
+            return Err(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
         }
-        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu") {
+        if !matches!(
+            self.hidden_act.as_str(),
+            "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu"
+        ) {
             return Err(format!("unsupported hidden_act {:?}", self.hidden_act));
         }
-        match self.extra.get("position_embedding_type").and_then(|v| v.as_str()) {
+        match self
+            .extra
+            .get("position_embedding_type")
+            .and_then(|v| v.as_str())
+        {
             None | Some("absolute") => {}
             Some(other) => return Err(format!("unsupported position_embedding_type {other:?}")),
         }
@@ -88,9 +102,16 @@ impl BertConfig {
         let mut c = self.clone();
         c.id2label = Some(labels.id2label());
         c.label2id = Some(labels.label2id());
-        c.extra.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
-        c.extra.insert("model_type".into(), serde_json::json!("bert"));
-        c.extra.insert("problem_type".into(), serde_json::json!("single_label_classification"));
+        c.extra.insert(
+            "architectures".into(),
+            serde_json::json!(["BertForSequenceClassification"]),
+        );
+        c.extra
+            .insert("model_type".into(), serde_json::json!("bert"));
+        c.extra.insert(
+            "problem_type".into(),
+            serde_json::json!("single_label_classification"),
+        );
         c.extra.remove("_name_or_path");
         c
     }
@@ -117,7 +138,10 @@ impl BertConfig {
             classifier_dropout: None,
             id2label: None,
             label2id: None,
-            extra: serde_json::Map::from_iter([("model_type".to_string(), serde_json::json!("bert"))]),
+            extra: serde_json::Map::from_iter([(
+                "model_type".to_string(),
+                serde_json::json!("bert"),
+            )]),
         }
     }
 }

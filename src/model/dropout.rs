@@ -27,7 +27,9 @@ impl Dropout {
         let scale = 1.0 / keep;
         let mask: Vec<f32> = {
             let mut rng = rng.lock().unwrap_or_else(|e| e.into_inner());
-            (0..n).map(|_| if rng.next_f32() < keep { scale } else { 0.0 }).collect()
+            (0..n)
+                .map(|_| if rng.next_f32() < keep { scale } else { 0.0 })
+                .collect()
         };
         let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
         xs.mul(&mask)
@@ -44,11 +46,25 @@ mod tests {
         let rng = Mutex::new(Rng::new(5));
         let x = Tensor::ones((100, 100), candle_core::DType::F32, &Device::Cpu).unwrap();
         let d = Dropout::new(0.25);
-        let y: Vec<f32> = d.forward_t(&x, &rng, true).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let y: Vec<f32> = d
+            .forward_t(&x, &rng, true)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let zeros = y.iter().filter(|v| **v == 0.0).count() as f32 / y.len() as f32;
         assert!((zeros - 0.25).abs() < 0.02, "{zeros}");
-        assert!(y.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
-        let z: Vec<f32> = d.forward_t(&x, &rng, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert!(y
+            .iter()
+            .all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
+        let z: Vec<f32> = d
+            .forward_t(&x, &rng, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert!(z.iter().all(|v| *v == 1.0));
     }
 }

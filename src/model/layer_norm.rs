@@ -20,7 +20,12 @@ impl LayerNorm {
 
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if !train {
-            return candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, self.eps as f32);
+            return candle_nn::ops::layer_norm(
+                &x.contiguous()?,
+                &self.weight,
+                &self.bias,
+                self.eps as f32,
+            );
         }
         super::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
@@ -34,18 +39,48 @@ mod tests {
     #[test]
     fn paths_agree_and_training_path_has_gradients() {
         let dev = Device::Cpu;
-        let x = Var::from_tensor(&Tensor::arange(0f32, 24.0, &dev).unwrap().reshape((2, 3, 4)).unwrap().sqr().unwrap()).unwrap();
+        let x = Var::from_tensor(
+            &Tensor::arange(0f32, 24.0, &dev)
+                .unwrap()
+                .reshape((2, 3, 4))
+                .unwrap()
+                .sqr()
+                .unwrap(),
+        )
+        .unwrap();
         let w = Var::from_tensor(&Tensor::new(&[1.0f32, 2.0, 0.5, -1.0], &dev).unwrap()).unwrap();
         let b = Var::from_tensor(&Tensor::new(&[0.1f32, 0.0, -0.2, 0.3], &dev).unwrap()).unwrap();
         let ln = LayerNorm::new(w.as_tensor().clone(), b.as_tensor().clone(), 1e-5);
         let a = ln.forward_t(x.as_tensor(), true).unwrap();
         let f = ln.forward_t(x.as_tensor(), false).unwrap();
-        let diff = (a.clone() - f).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let diff = (a.clone() - f)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(diff < 1e-5, "{diff}");
-        let loss = (a.sqr().unwrap() * Tensor::arange(0f32, 24.0, &dev).unwrap().reshape((2, 3, 4)).unwrap()).unwrap().sum_all().unwrap();
+        let loss = (a.sqr().unwrap()
+            * Tensor::arange(0f32, 24.0, &dev)
+                .unwrap()
+                .reshape((2, 3, 4))
+                .unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap();
         let g = loss.backward().unwrap();
         for v in [&x, &w, &b] {
-            let n = g.get(v.as_tensor()).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            let n = g
+                .get(v.as_tensor())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(n > 0.0);
         }
     }

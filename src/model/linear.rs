@@ -21,7 +21,11 @@ pub struct Linear {
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Tensor) -> Self {
-        Linear { weight, bias, lora: None }
+        Linear {
+            weight,
+            bias,
+            lora: None,
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {

@@ -27,7 +27,11 @@ impl LoadReport {
         }
         if !self.unused.is_empty() {
             let shown: Vec<_> = self.unused.iter().take(6).cloned().collect();
-            s += &format!("; unused in file: {}{}", shown.join(", "), if self.unused.len() > 6 { ", ..." } else { "" });
+            s += &format!(
+                "; unused in file: {}{}",
+                shown.join(", "),
+                if self.unused.len() > 6 { ", ..." } else { "" }
+            );
         }
         s
     }
@@ -75,16 +79,33 @@ impl Source<'_> {
     fn fill(&self, key: &str, var: &Var, origin: &Path) -> Result<()> {
         match self {
             Source::File(st) => {
-                let view = st.tensor(key).map_err(|e| Error::file(origin, format!("tensor {key}: {e}")))?;
+                let view = st
+                    .tensor(key)
+                    .map_err(|e| Error::file(origin, format!("tensor {key}: {e}")))?;
                 let width = match view.dtype() {
                     safetensors::Dtype::F32 => 4,
                     safetensors::Dtype::F16 | safetensors::Dtype::BF16 => 2,
-                    other => return Err(Error::file(origin, format!("tensor {key} has dtype {other:?}; f32, f16 or bf16 expected"))),
+                    other => {
+                        return Err(Error::file(
+                            origin,
+                            format!("tensor {key} has dtype {other:?}; f32, f16 or bf16 expected"),
+                        ))
+                    }
                 };
                 if view.data().len() != var.elem_count() * width {
-                    return Err(Error::file(origin, format!("tensor {key} holds {} bytes for {} values", view.data().len(), var.elem_count())));
+                    return Err(Error::file(
+                        origin,
+                        format!(
+                            "tensor {key} holds {} bytes for {} values",
+                            view.data().len(),
+                            var.elem_count()
+                        ),
+                    ));
                 }
-                var.as_tensor().inplace_op1(&Fill { bytes: view.data(), dtype: view.dtype() })?;
+                var.as_tensor().inplace_op1(&Fill {
+                    bytes: view.data(),
+                    dtype: view.dtype(),
+                })?;
             }
             Source::Tensors(m) => var.set(&m[key].to_dtype(DType::F32)?)?,
         }
@@ -105,23 +126,44 @@ impl candle_core::InplaceOp1 for Fill<'_> {
         "fill-from-safetensors"
     }
 
-    fn cpu_fwd(&self, storage: &mut candle_core::CpuStorage, layout: &candle_core::Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
         use rayon::prelude::*;
-        let (candle_core::CpuStorage::F32(v), Some((a, b))) = (storage, layout.contiguous_offsets()) else {
+        let (candle_core::CpuStorage::F32(v), Some((a, b))) =
+            (storage, layout.contiguous_offsets())
+        else {
             candle_core::bail!("fill: a contiguous f32 parameter expected")
         };
         const CHUNK: usize = 1 << 16;
         let out = &mut v[a..b];
         match self.dtype {
-            safetensors::Dtype::F32 => out.par_chunks_mut(CHUNK).zip(self.bytes.par_chunks(4 * CHUNK)).for_each(|(o, b)| {
-                o.iter_mut().zip(b.chunks_exact(4)).for_each(|(o, b)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            }),
-            safetensors::Dtype::F16 => out.par_chunks_mut(CHUNK).zip(self.bytes.par_chunks(2 * CHUNK)).for_each(|(o, b)| {
-                o.iter_mut().zip(b.chunks_exact(2)).for_each(|(o, b)| *o = half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            }),
-            _ => out.par_chunks_mut(CHUNK).zip(self.bytes.par_chunks(2 * CHUNK)).for_each(|(o, b)| {
-                o.iter_mut().zip(b.chunks_exact(2)).for_each(|(o, b)| *o = half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            }),
+            safetensors::Dtype::F32 => out
+                .par_chunks_mut(CHUNK)
+                .zip(self.bytes.par_chunks(4 * CHUNK))
+                .for_each(|(o, b)| {
+                    o.iter_mut()
+                        .zip(b.chunks_exact(4))
+                        .for_each(|(o, b)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                }),
+            safetensors::Dtype::F16 => out
+                .par_chunks_mut(CHUNK)
+                .zip(self.bytes.par_chunks(2 * CHUNK))
+                .for_each(|(o, b)| {
+                    o.iter_mut()
+                        .zip(b.chunks_exact(2))
+                        .for_each(|(o, b)| *o = half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                }),
+            _ => out
+                .par_chunks_mut(CHUNK)
+                .zip(self.bytes.par_chunks(2 * CHUNK))
+                .for_each(|(o, b)| {
+                    o.iter_mut()
+                        .zip(b.chunks_exact(2))
+                        .for_each(|(o, b)| *o = half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                }),
         }
         Ok(())
     }
@@ -140,12 +182,17 @@ impl BertClassifier {
     /// Copy tensors from `path` (a safetensors file) into the model.
     pub fn load_weights(&mut self, path: &Path) -> Result<LoadReport> {
         let map = map_file(path)?;
-        let st = safetensors::SafeTensors::deserialize(&map).map_err(|e| Error::file(path, format!("cannot read safetensors: {e}")))?;
+        let st = safetensors::SafeTensors::deserialize(&map)
+            .map_err(|e| Error::file(path, format!("cannot read safetensors: {e}")))?;
         self.load_from(&Source::File(st), path)
     }
 
     /// Copy tensors from a name -> tensor map; `origin` names it in errors.
-    pub fn load_tensors(&mut self, tensors: &HashMap<String, Tensor>, origin: &Path) -> Result<LoadReport> {
+    pub fn load_tensors(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        origin: &Path,
+    ) -> Result<LoadReport> {
         self.load_from(&Source::Tensors(tensors), origin)
     }
 
@@ -154,20 +201,33 @@ impl BertClassifier {
         let mut used = std::collections::HashSet::new();
         let names: Vec<String> = self.params.names().to_vec();
         for name in names {
-            let Some((key, shape)) = candidates(&name).into_iter().find_map(|k| source.shape(&k).map(|s| (k, s))) else {
+            let Some((key, shape)) = candidates(&name)
+                .into_iter()
+                .find_map(|k| source.shape(&k).map(|s| (k, s)))
+            else {
                 report.fresh.push(name);
                 continue;
             };
             let var = self.params.get(&name).expect("name from the store");
             if shape != var.dims() {
-                return Err(Error::file(origin, format!("tensor {key} has shape {shape:?}, the model expects {:?} for {name}", var.dims())));
+                return Err(Error::file(
+                    origin,
+                    format!(
+                        "tensor {key} has shape {shape:?}, the model expects {:?} for {name}",
+                        var.dims()
+                    ),
+                ));
             }
             source.fill(&key, var, origin)?;
             self.params.mark_loaded(&name);
             used.insert(key);
             report.loaded.push(name);
         }
-        report.unused = source.names().into_iter().filter(|k| !used.contains(k) && !k.ends_with("position_ids")).collect();
+        report.unused = source
+            .names()
+            .into_iter()
+            .filter(|k| !used.contains(k) && !k.ends_with("position_ids"))
+            .collect();
         report.unused.sort();
         Ok(report)
     }
@@ -190,15 +250,39 @@ mod tests {
         let tensors = src.params.snapshot().unwrap();
         for (dtype, tol) in [(DType::F32, 0.0), (DType::F16, 1e-3), (DType::BF16, 1e-2)] {
             let path = t.path().join(format!("{dtype:?}.safetensors"));
-            let cast: HashMap<String, Tensor> = tensors.iter().map(|(k, v)| (k.clone(), v.to_dtype(dtype).unwrap())).collect();
+            let cast: HashMap<String, Tensor> = tensors
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_dtype(dtype).unwrap()))
+                .collect();
             candle_core::safetensors::save(&cast, &path).unwrap();
             let mut dst = model(2);
             let report = dst.load_weights(&path).unwrap();
-            assert!(report.fresh.is_empty() && report.unused.is_empty(), "{report:?}");
+            assert!(
+                report.fresh.is_empty() && report.unused.is_empty(),
+                "{report:?}"
+            );
             for (name, var) in dst.params.iter() {
                 let want = &tensors[name];
-                let diff = (var.as_tensor() - want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-                let scale = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1e-6);
+                let diff = (var.as_tensor() - want)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                let scale = want
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    .max(1e-6);
                 assert!(diff <= tol * scale, "{dtype:?} {name}: {diff}");
             }
         }
@@ -213,13 +297,22 @@ mod tests {
         let cut = t.path().join("cut.safetensors");
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
         let err = model(2).load_weights(&cut).err().unwrap().to_string();
-        assert!(err.contains("cut.safetensors") && err.contains("safetensors"), "{err}");
+        assert!(
+            err.contains("cut.safetensors") && err.contains("safetensors"),
+            "{err}"
+        );
         let ints = t.path().join("ints.safetensors");
         let m = model(1);
         let var = m.params.get("classifier.bias").unwrap();
-        let t64 = HashMap::from([("classifier.bias".to_string(), Tensor::zeros(var.shape(), DType::I64, &Device::Cpu).unwrap())]);
+        let t64 = HashMap::from([(
+            "classifier.bias".to_string(),
+            Tensor::zeros(var.shape(), DType::I64, &Device::Cpu).unwrap(),
+        )]);
         candle_core::safetensors::save(&t64, &ints).unwrap();
         let err = model(2).load_weights(&ints).err().unwrap().to_string();
-        assert!(err.contains("ints.safetensors") && err.contains("dtype"), "{err}");
+        assert!(
+            err.contains("ints.safetensors") && err.contains("dtype"),
+            "{err}"
+        );
     }
 }

@@ -43,7 +43,15 @@ pub struct ParamStore {
 
 impl ParamStore {
     pub fn new(seed: u64, device: Device) -> Self {
-        ParamStore { names: Vec::new(), vars: HashMap::new(), trainable: HashMap::new(), rng: Rng::new(seed), device, defer: false, pending: HashMap::new() }
+        ParamStore {
+            names: Vec::new(),
+            vars: HashMap::new(),
+            trainable: HashMap::new(),
+            rng: Rng::new(seed),
+            device,
+            defer: false,
+            pending: HashMap::new(),
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -52,7 +60,10 @@ impl ParamStore {
 
     /// Create a parameter (names are unique; asking twice is a bug).
     pub fn add(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
-        assert!(!self.vars.contains_key(name), "parameter {name} created twice");
+        assert!(
+            !self.vars.contains_key(name),
+            "parameter {name} created twice"
+        );
         let n: usize = shape.iter().product();
         // Each parameter draws from its own stream, forked in creation order.
         let mut rng = self.rng.fork();
@@ -126,7 +137,11 @@ impl ParamStore {
 
     /// Trainable parameters in creation order.
     pub fn trainable(&self) -> Vec<(String, Var)> {
-        self.names.iter().filter(|n| self.trainable[*n]).map(|n| (n.clone(), self.vars[n].clone())).collect()
+        self.names
+            .iter()
+            .filter(|n| self.trainable[*n])
+            .map(|n| (n.clone(), self.vars[n].clone()))
+            .collect()
     }
 
     pub fn set_trainable(&mut self, pred: impl Fn(&str) -> bool) {
@@ -144,7 +159,13 @@ impl ParamStore {
     /// sum is then not finite).
     pub fn check_finite(&self) -> std::result::Result<(), String> {
         for (n, v) in self.iter() {
-            let finite = v.as_tensor().to_dtype(DType::F32).and_then(|t| t.sum_all()).and_then(|s| s.to_scalar::<f32>()).map(f32::is_finite).unwrap_or(false);
+            let finite = v
+                .as_tensor()
+                .to_dtype(DType::F32)
+                .and_then(|t| t.sum_all())
+                .and_then(|s| s.to_scalar::<f32>())
+                .map(f32::is_finite)
+                .unwrap_or(false);
             if !finite {
                 return Err(n.to_string());
             }

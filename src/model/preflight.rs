@@ -23,16 +23,33 @@ const LIMITS: &[(&str, usize)] = &[
 
 /// Bounds and internal consistency of a config (no file needed).
 pub fn check_config(cfg: &BertConfig) -> std::result::Result<(), String> {
-    let values = [cfg.vocab_size, cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.intermediate_size, cfg.max_position_embeddings, cfg.type_vocab_size];
+    let values = [
+        cfg.vocab_size,
+        cfg.hidden_size,
+        cfg.num_hidden_layers,
+        cfg.num_attention_heads,
+        cfg.intermediate_size,
+        cfg.max_position_embeddings,
+        cfg.type_vocab_size,
+    ];
     for ((key, max), v) in LIMITS.iter().zip(values) {
         if v == 0 || v > *max {
             return Err(format!("{key} {v} is outside 1..={max}"));
         }
     }
     if !(cfg.layer_norm_eps.is_finite() && cfg.layer_norm_eps > 0.0 && cfg.layer_norm_eps < 1.0) {
-        return Err(format!("layer_norm_eps {} must be a small positive number", cfg.layer_norm_eps));
+        return Err(format!(
+            "layer_norm_eps {} must be a small positive number",
+            cfg.layer_norm_eps
+        ));
     }
-    for (key, p) in [("hidden_dropout_prob", cfg.hidden_dropout_prob), ("attention_probs_dropout_prob", cfg.attention_probs_dropout_prob)] {
+    for (key, p) in [
+        ("hidden_dropout_prob", cfg.hidden_dropout_prob),
+        (
+            "attention_probs_dropout_prob",
+            cfg.attention_probs_dropout_prob,
+        ),
+    ] {
         if !(0.0..1.0).contains(&p) {
             return Err(format!("{key} {p} must be in [0, 1)"));
         }
@@ -41,11 +58,19 @@ pub fn check_config(cfg: &BertConfig) -> std::result::Result<(), String> {
         for (id, label) in id2label {
             match label2id.get(label) {
                 Some(i) if i.to_string() == *id => {}
-                other => return Err(format!("label2id {label:?} is {other:?}, but id2label says {id}: the two contradict")),
+                other => {
+                    return Err(format!(
+                    "label2id {label:?} is {other:?}, but id2label says {id}: the two contradict"
+                ))
+                }
             }
         }
         if label2id.len() != id2label.len() {
-            return Err(format!("label2id has {} labels, id2label {}", label2id.len(), id2label.len()));
+            return Err(format!(
+                "label2id has {} labels, id2label {}",
+                label2id.len(),
+                id2label.len()
+            ));
         }
     }
     Ok(())
@@ -55,28 +80,66 @@ pub fn check_config(cfg: &BertConfig) -> std::result::Result<(), String> {
 /// (tensors absent from the file, as in a delta checkpoint, are skipped).
 pub fn check_against_weights(cfg: &BertConfig, config_path: &Path, weights: &Path) -> Result<()> {
     let map = super::map_file(weights)?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&map[..]).map_err(|e| Error::file(weights, format!("not a safetensors file: {e}")))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&map[..])
+        .map_err(|e| Error::file(weights, format!("not a safetensors file: {e}")))?;
     let tensors = meta.tensors();
-    let shape = |name: &str| -> Option<Vec<usize>> { [name.to_string(), format!("bert.{name}")].iter().find_map(|n| tensors.get(n).map(|t| t.shape.clone())) };
+    let shape = |name: &str| -> Option<Vec<usize>> {
+        [name.to_string(), format!("bert.{name}")]
+            .iter()
+            .find_map(|n| tensors.get(n).map(|t| t.shape.clone()))
+    };
     let h = cfg.hidden_size;
     let expect = [
-        ("embeddings.word_embeddings.weight", vec![cfg.vocab_size, h], "vocab_size"),
-        ("embeddings.position_embeddings.weight", vec![cfg.max_position_embeddings, h], "max_position_embeddings"),
-        ("embeddings.token_type_embeddings.weight", vec![cfg.type_vocab_size, h], "type_vocab_size"),
-        ("encoder.layer.0.intermediate.dense.weight", vec![cfg.intermediate_size, h], "intermediate_size"),
-        ("encoder.layer.0.attention.self.query.weight", vec![h, h], "hidden_size"),
+        (
+            "embeddings.word_embeddings.weight",
+            vec![cfg.vocab_size, h],
+            "vocab_size",
+        ),
+        (
+            "embeddings.position_embeddings.weight",
+            vec![cfg.max_position_embeddings, h],
+            "max_position_embeddings",
+        ),
+        (
+            "embeddings.token_type_embeddings.weight",
+            vec![cfg.type_vocab_size, h],
+            "type_vocab_size",
+        ),
+        (
+            "encoder.layer.0.intermediate.dense.weight",
+            vec![cfg.intermediate_size, h],
+            "intermediate_size",
+        ),
+        (
+            "encoder.layer.0.attention.self.query.weight",
+            vec![h, h],
+            "hidden_size",
+        ),
     ];
     for (name, want, key) in expect {
         if let Some(got) = shape(name) {
             if got != want {
-                return Err(Error::file(config_path, format!("{key} (with hidden_size {h}) says {name} is {want:?}, but {} has {got:?}", weights.display())));
+                return Err(Error::file(
+                    config_path,
+                    format!(
+                        "{key} (with hidden_size {h}) says {name} is {want:?}, but {} has {got:?}",
+                        weights.display()
+                    ),
+                ));
             }
         }
     }
     // Layers present in the file must be exactly 0..num_hidden_layers.
     let mut layers: Vec<usize> = tensors
         .keys()
-        .filter_map(|k| k.trim_start_matches("bert.").strip_prefix("encoder.layer.")?.split('.').next()?.parse().ok())
+        .filter_map(|k| {
+            k.trim_start_matches("bert.")
+                .strip_prefix("encoder.layer.")?
+                .split('.')
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect();
     layers.sort_unstable();
     layers.dedup();
@@ -85,7 +148,14 @@ pub fn check_against_weights(cfg: &BertConfig, config_path: &Path, weights: &Pat
     let whole = shape("embeddings.word_embeddings.weight").is_some();
     if let Some(&max) = layers.last() {
         if max + 1 > cfg.num_hidden_layers || (whole && max + 1 != cfg.num_hidden_layers) {
-            return Err(Error::file(config_path, format!("num_hidden_layers is {}, but {} holds layers up to {max}", cfg.num_hidden_layers, weights.display())));
+            return Err(Error::file(
+                config_path,
+                format!(
+                    "num_hidden_layers is {}, but {} holds layers up to {max}",
+                    cfg.num_hidden_layers,
+                    weights.display()
+                ),
+            ));
         }
     }
     Ok(())
@@ -102,7 +172,13 @@ mod tests {
         c.vocab_size = 1_000_000_000_000;
         assert!(check_config(&c).unwrap_err().contains("vocab_size"));
         let mut c = BertConfig::tiny(100);
-        c.id2label = Some([("0".to_string(), "a".to_string()), ("1".to_string(), "b".to_string())].into());
+        c.id2label = Some(
+            [
+                ("0".to_string(), "a".to_string()),
+                ("1".to_string(), "b".to_string()),
+            ]
+            .into(),
+        );
         c.label2id = Some([("a".to_string(), 1), ("b".to_string(), 0)].into());
         assert!(check_config(&c).unwrap_err().contains("contradict"));
     }

@@ -69,7 +69,8 @@ fn resolve_labels(job: &TrainJob, rows: &[LabelledSentence]) -> Result<LabelSet>
     match &job.labels {
         LabelSource::Fixed(v) => LabelSet::new(v.clone()),
         LabelSource::FromData => {
-            let set: std::collections::BTreeSet<String> = rows.iter().map(|r| r.label.clone()).collect();
+            let set: std::collections::BTreeSet<String> =
+                rows.iter().map(|r| r.label.clone()).collect();
             LabelSet::new(set.into_iter().collect())
         }
     }
@@ -80,7 +81,13 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
         return Err(Error::Invalid("no --train file given".into()));
     }
     // Before any work: the output must be new or an earlier stance checkpoint, and hold no input.
-    let inputs: Vec<PathBuf> = job.train_files.iter().chain(&job.dev_files).chain(std::iter::once(&job.base)).cloned().collect();
+    let inputs: Vec<PathBuf> = job
+        .train_files
+        .iter()
+        .chain(&job.dev_files)
+        .chain(std::iter::once(&job.base))
+        .cloned()
+        .collect();
     crate::guard::checkpoint_dir(&job.out, "--out", job.overwrite, &inputs)?;
     // Held for the whole run, so a second run writing the same --out is refused before it trains.
     let _lock = crate::atomic::DirLock::acquire(&job.out)?;
@@ -90,15 +97,24 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
     // Re-read with the label set so unknown labels are reported by file and line.
     let train_rows = read_files(&job.train_files, Some(&labels))?;
     let dev_rows = read_files(&job.dev_files, Some(&labels))?;
-    let present: std::collections::BTreeSet<&str> = train_rows.iter().map(|r| r.label.as_str()).collect();
+    let present: std::collections::BTreeSet<&str> =
+        train_rows.iter().map(|r| r.label.as_str()).collect();
     if present.len() < 2 {
         on_event(&TrainEvent::Info(format!(
             "warning: the training data holds a single label ({}); the model can only learn to predict it",
             present.iter().next().copied().unwrap_or("none")
         )));
     } else if present.len() < labels.len() {
-        let missing: Vec<&str> = labels.names().iter().map(String::as_str).filter(|l| !present.contains(l)).collect();
-        on_event(&TrainEvent::Info(format!("warning: no training sentence has the label(s) {}", missing.join(", "))));
+        let missing: Vec<&str> = labels
+            .names()
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !present.contains(l))
+            .collect();
+        on_event(&TrainEvent::Info(format!(
+            "warning: no training sentence has the label(s) {}",
+            missing.join(", ")
+        )));
     }
     let device = Device::Cpu;
     let mut ckpt = load_base(&job.base, &labels, job.max_len, job.train.seed, &device)?;
@@ -116,22 +132,43 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
         Method::Lora(cfg) => {
             let hidden = ckpt.model.config.hidden_size;
             if cfg.r > hidden {
-                return Err(Error::Invalid(format!("--lora-r {}: larger than the model's hidden size {hidden}", cfg.r)));
+                return Err(Error::Invalid(format!(
+                    "--lora-r {}: larger than the model's hidden size {hidden}",
+                    cfg.r
+                )));
             }
             ckpt.model.add_lora(cfg)?
         }
     }
     if job.delta.is_some() && job.method == Method::Full {
-        return Err(Error::Invalid("--delta stores only the trained tensors; use it with --method top or head".into()));
+        return Err(Error::Invalid(
+            "--delta stores only the trained tensors; use it with --method top or head".into(),
+        ));
     }
-    on_event(&TrainEvent::Info(format!("base {}: {}", job.base.display(), ckpt.load_report.summary())));
+    on_event(&TrainEvent::Info(format!(
+        "base {}: {}",
+        job.base.display(),
+        ckpt.load_report.summary()
+    )));
     let examples = |rows: &[LabelledSentence]| -> Result<Vec<Example>> {
         let encs = crate::eval::encode_rows(&ckpt, rows)?;
-        Ok(encs.into_iter().zip(rows).map(|(enc, r)| Example { enc, label: labels.id(&r.label).expect("validated") as u32 }).collect())
+        Ok(encs
+            .into_iter()
+            .zip(rows)
+            .map(|(enc, r)| Example {
+                enc,
+                label: labels.id(&r.label).expect("validated") as u32,
+            })
+            .collect())
     };
     let train_ex = examples(&train_rows)?;
     let dev_ex = examples(&dev_rows)?;
-    on_event(&TrainEvent::Info(format!("{} training and {} dev sentences, labels: {}", train_ex.len(), dev_ex.len(), labels.names().join(", "))));
+    on_event(&TrainEvent::Info(format!(
+        "{} training and {} dev sentences, labels: {}",
+        train_ex.len(),
+        dev_ex.len(),
+        labels.names().join(", ")
+    )));
     let mut cfg = job.train.clone();
     cfg.pad_id = ckpt.encoder.pad_id();
     let outcome = train(&mut ckpt.model, &train_ex, &dev_ex, &labels, &cfg, on_event)?;
@@ -140,10 +177,19 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
     if !dev_ex.is_empty() {
         let encs: Vec<_> = dev_ex.iter().map(|e| e.enc.clone()).collect();
         let gold: Vec<usize> = dev_ex.iter().map(|e| e.label as usize).collect();
-        let logits = crate::infer::predict_logits(&ckpt.model, &encs, cfg.batch_size * 2, crate::engine::Precision::F32, |_| {})?;
+        let logits = crate::infer::predict_logits(
+            &ckpt.model,
+            &encs,
+            cfg.batch_size * 2,
+            crate::engine::Precision::F32,
+            |_| {},
+        )?;
         let t = crate::calibrate::fit_temperature(&logits, &gold);
         let ece = |t: f32| {
-            let p: Vec<Vec<f32>> = logits.iter().map(|l| crate::infer::probabilities(l, t)).collect();
+            let p: Vec<Vec<f32>> = logits
+                .iter()
+                .map(|l| crate::infer::probabilities(l, t))
+                .collect();
             crate::metrics::expected_calibration_error(&p, &gold, 10)
         };
         calibration = serde_json::json!({
@@ -153,7 +199,11 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
             "dev_nll_before": crate::calibrate::nll(&logits, &gold, 1.0),
             "dev_nll_after": crate::calibrate::nll(&logits, &gold, t),
         });
-        on_event(&TrainEvent::Info(format!("calibration: temperature {t:.3}, dev ECE {:.4} -> {:.4}", ece(1.0), ece(t))));
+        on_event(&TrainEvent::Info(format!(
+            "calibration: temperature {t:.3}, dev ECE {:.4} -> {:.4}",
+            ece(1.0),
+            ece(t)
+        )));
         ckpt.settings.temperature = t;
     }
     let args = serde_json::to_value(job).expect("serialisable");
@@ -163,9 +213,16 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
         "calibration": calibration,
         "epochs": outcome.epochs,
     });
-    let log: Vec<serde_json::Value> = outcome.epochs.iter().map(|e| serde_json::to_value(e).expect("serialisable")).collect();
+    let log: Vec<serde_json::Value> = outcome
+        .epochs
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("serialisable"))
+        .collect();
     let delta = match (&job.delta, &job.method) {
-        (None, Method::Lora(_)) => Some(DeltaOf { id: job.base.display().to_string(), revision: "unknown".into() }),
+        (None, Method::Lora(_)) => Some(DeltaOf {
+            id: job.base.display().to_string(),
+            revision: "unknown".into(),
+        }),
         (d, _) => d.clone(),
     };
     let delta_of = match &delta {
@@ -177,6 +234,19 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
             path: job.base.display().to_string(),
         }),
     };
-    save(&job.out, &ckpt, &SaveExtras { training_args: &args, metrics: &metrics, epoch_log: &log, delta_of })?;
-    Ok(TrainSummary { best_epoch: outcome.best_epoch, best_dev: outcome.best_dev, out: job.out.clone() })
+    save(
+        &job.out,
+        &ckpt,
+        &SaveExtras {
+            training_args: &args,
+            metrics: &metrics,
+            epoch_log: &log,
+            delta_of,
+        },
+    )?;
+    Ok(TrainSummary {
+        best_epoch: outcome.best_epoch,
+        best_dev: outcome.best_dev,
+        out: job.out.clone(),
+    })
 }

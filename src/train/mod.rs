@@ -8,5 +8,7 @@ pub mod optim;
 pub mod schedule;
 pub mod trainer;
 
-pub use trainer::{train, train_step, EpochReport, TrainConfig, TrainEvent, TrainOutcome, ClassWeights, Example};
 pub use job::{run, DeltaOf, LabelSource, Method, TrainJob, TrainSummary};
+pub use trainer::{
+    train, train_step, ClassWeights, EpochReport, Example, TrainConfig, TrainEvent, TrainOutcome,
+};

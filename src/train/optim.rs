@@ -69,19 +69,39 @@ impl InplaceOp2 for Update<'_> {
         "adamw-update"
     }
 
-    fn cpu_fwd(&self, dst: &mut CpuStorage, dl: &Layout, src: &CpuStorage, sl: &Layout) -> Result<()> {
-        let (CpuStorage::F32(theta), CpuStorage::F32(grad)) = (dst, src) else { candle_core::bail!("adamw: f32 tensors only") };
-        let (Some((ta, tb)), Some((ga, gb))) = (dl.contiguous_offsets(), sl.contiguous_offsets()) else { candle_core::bail!("adamw: contiguous tensors only") };
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dl: &Layout,
+        src: &CpuStorage,
+        sl: &Layout,
+    ) -> Result<()> {
+        let (CpuStorage::F32(theta), CpuStorage::F32(grad)) = (dst, src) else {
+            candle_core::bail!("adamw: f32 tensors only")
+        };
+        let (Some((ta, tb)), Some((ga, gb))) = (dl.contiguous_offsets(), sl.contiguous_offsets())
+        else {
+            candle_core::bail!("adamw: contiguous tensors only")
+        };
         let (theta, grad) = (&mut theta[ta..tb], &grad[ga..gb]);
         let mut m = self.m.lock().unwrap_or_else(|e| e.into_inner());
         let mut v = self.v.lock().unwrap_or_else(|e| e.into_inner());
         if theta.len() != grad.len() || m.len() != grad.len() {
-            candle_core::bail!("adamw: gradient of {} values for a parameter of {}", grad.len(), theta.len());
+            candle_core::bail!(
+                "adamw: gradient of {} values for a parameter of {}",
+                grad.len(),
+                theta.len()
+            );
         }
         use rayon::prelude::*;
         // In chunks across threads: the word embeddings alone are half of
         // the model, so splitting by parameter leaves one thread with most of it.
-        theta.par_chunks_mut(CHUNK).zip(grad.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).for_each(|(((theta, grad), m), v)| update_chunk(theta, grad, m, v, &self.h));
+        theta
+            .par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .for_each(|(((theta, grad), m), v)| update_chunk(theta, grad, m, v, &self.h));
         Ok(())
     }
 }
@@ -108,10 +128,22 @@ impl AdamW {
             .into_iter()
             .map(|(n, var)| {
                 let len = var.elem_count();
-                Slot { decay: decays(&n), m: vec![0.0; len], v: vec![0.0; len], var }
+                Slot {
+                    decay: decays(&n),
+                    m: vec![0.0; len],
+                    v: vec![0.0; len],
+                    var,
+                }
             })
             .collect();
-        Ok(AdamW { slots, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, step: 0 })
+        Ok(AdamW {
+            slots,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+            step: 0,
+        })
     }
 
     /// One update with learning rate `lr`; parameters without a gradient are
@@ -129,7 +161,9 @@ impl AdamW {
         let bc1 = 1.0 - beta1.powi(self.step);
         let bc2 = 1.0 - beta2.powi(self.step);
         self.slots.par_iter_mut().try_for_each(|s| -> Result<()> {
-            let Some(g) = grads.get(s.var.as_tensor()) else { return Ok(()) };
+            let Some(g) = grads.get(s.var.as_tensor()) else {
+                return Ok(());
+            };
             let g = g.contiguous()?;
             let op = Update {
                 m: Mutex::new(&mut s.m),
@@ -159,7 +193,14 @@ pub fn grad_norm(grads: &GradStore, vars: &[(String, Var)]) -> Result<f64> {
             sq += with_data(&g, |d| {
                 use rayon::prelude::*;
                 // Partial sums in a fixed order, so the norm is the same bits on every run.
-                let parts: Vec<f64> = d.par_chunks(CHUNK).map(|c| c.chunks(4096).map(|c| c.iter().map(|x| x * x).sum::<f32>() as f64).sum::<f64>()).collect();
+                let parts: Vec<f64> = d
+                    .par_chunks(CHUNK)
+                    .map(|c| {
+                        c.chunks(4096)
+                            .map(|c| c.iter().map(|x| x * x).sum::<f32>() as f64)
+                            .sum::<f64>()
+                    })
+                    .collect();
                 parts.iter().sum::<f64>()
             })?;
         }
@@ -204,9 +245,15 @@ mod tests {
         let dev = Device::Cpu;
         let w = Var::new(&[1.0f32, -2.0], &dev).unwrap();
         let b = Var::new(&[0.5f32], &dev).unwrap();
-        let loss = ((w.as_tensor() * 3.0).unwrap().sum_all().unwrap() + b.as_tensor().sum_all().unwrap()).unwrap();
+        let loss = ((w.as_tensor() * 3.0).unwrap().sum_all().unwrap()
+            + b.as_tensor().sum_all().unwrap())
+        .unwrap();
         let grads = loss.backward().unwrap();
-        let mut opt = AdamW::new(vec![("x.weight".into(), w.clone()), ("x.bias".into(), b.clone())], 0.5).unwrap();
+        let mut opt = AdamW::new(
+            vec![("x.weight".into(), w.clone()), ("x.bias".into(), b.clone())],
+            0.5,
+        )
+        .unwrap();
         opt.step(&grads, 0.1).unwrap();
         let wv = w.as_tensor().to_vec1::<f32>().unwrap();
         assert!((wv[0] - (1.0 * 0.95 - 0.1)).abs() < 1e-5, "{wv:?}");
@@ -219,12 +266,18 @@ mod tests {
     fn clipping_scales_to_max_norm() {
         let dev = Device::Cpu;
         let w = Var::new(&[0.0f32, 0.0], &dev).unwrap();
-        let loss = (w.as_tensor() * Tensor::new(&[3.0f32, 4.0], &dev).unwrap()).unwrap().sum_all().unwrap();
+        let loss = (w.as_tensor() * Tensor::new(&[3.0f32, 4.0], &dev).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap();
         let mut grads = loss.backward().unwrap();
         let vars = vec![("w".to_string(), w.clone())];
         let norm = clip_grad_norm(&mut grads, &vars, 1.0).unwrap();
         assert!((norm - 5.0).abs() < 1e-6);
         let g = grads.get(w.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
-        assert!((g[0] - 0.6).abs() < 1e-5 && (g[1] - 0.8).abs() < 1e-5, "{g:?}");
+        assert!(
+            (g[0] - 0.6).abs() < 1e-5 && (g[1] - 0.8).abs() < 1e-5,
+            "{g:?}"
+        );
     }
 }

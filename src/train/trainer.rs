@@ -77,10 +77,23 @@ pub struct EpochReport {
 pub enum TrainEvent {
     /// A line of information for the user (what was loaded, data sizes).
     Info(String),
-    Start { steps: usize, examples: usize },
-    Step { step: usize, epoch: usize, loss: f64, lr: f64, grad_norm: f64, examples_seen: usize },
+    Start {
+        steps: usize,
+        examples: usize,
+    },
+    Step {
+        step: usize,
+        epoch: usize,
+        loss: f64,
+        lr: f64,
+        grad_norm: f64,
+        examples_seen: usize,
+    },
     Epoch(EpochReport),
-    EarlyStop { epoch: usize, best_epoch: usize },
+    EarlyStop {
+        epoch: usize,
+        best_epoch: usize,
+    },
 }
 
 pub struct TrainOutcome {
@@ -105,10 +118,26 @@ fn epoch_batches(rng: &mut Rng, examples: &[Example], batch_size: usize) -> Vec<
 }
 
 /// Score `examples` with the model (the same code as `stance eval`).
-pub fn evaluate(model: &BertClassifier, examples: &[Example], labels: &LabelSet, batch_size: usize) -> Result<Metrics> {
+pub fn evaluate(
+    model: &BertClassifier,
+    examples: &[Example],
+    labels: &LabelSet,
+    batch_size: usize,
+) -> Result<Metrics> {
     let encs: Vec<Encoded> = examples.iter().map(|e| e.enc.clone()).collect();
     let gold: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
-    Ok(crate::eval::score(model, &encs, &gold, labels, batch_size, crate::engine::Precision::F32, 1.0, |_| {})?.0.metrics)
+    Ok(crate::eval::score(
+        model,
+        &encs,
+        &gold,
+        labels,
+        batch_size,
+        crate::engine::Precision::F32,
+        1.0,
+        |_| {},
+    )?
+    .0
+    .metrics)
 }
 
 /// One optimisation step on a labelled batch: forward in training mode,
@@ -116,13 +145,24 @@ pub fn evaluate(model: &BertClassifier, examples: &[Example], labels: &LabelSet,
 /// the loss and the gradient norm before clipping. Runs the native step
 /// ([`super::native`]) where it supports the model, candle's graph
 /// otherwise.
-pub fn train_step(model: &BertClassifier, b: &Batch, weights: &Tensor, opt: &mut AdamW, vars: &[(String, candle_core::Var)], max_grad_norm: f64, lr: f64) -> Result<(f64, f64)> {
+pub fn train_step(
+    model: &BertClassifier,
+    b: &Batch,
+    weights: &Tensor,
+    opt: &mut AdamW,
+    vars: &[(String, candle_core::Var)],
+    max_grad_norm: f64,
+    lr: f64,
+) -> Result<(f64, f64)> {
     let (loss_v, grads) = if super::native::supports(model) {
         let out = super::native::step(model, &b.packed, &weights.to_vec1::<f32>()?)?;
         (out.loss, out.grads)
     } else {
         let logits = model.forward_t(&b.ids, &b.type_ids, &b.mask, true)?;
-        let labels = b.labels.as_ref().ok_or_else(|| Error::Invalid("training batch without labels".into()))?;
+        let labels = b
+            .labels
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("training batch without labels".into()))?;
         let loss = weighted_cross_entropy(&logits, labels, weights)?;
         let loss_v = loss.to_scalar::<f32>()? as f64;
         if !loss_v.is_finite() {
@@ -144,12 +184,21 @@ pub fn train_step(model: &BertClassifier, b: &Batch, weights: &Tensor, opt: &mut
 /// Fine-tune `model` on `train`, choosing the epoch with the best macro-F1 on
 /// `dev` (the last epoch when `dev` is empty). On return the model holds the
 /// chosen epoch's weights.
-pub fn train(model: &mut BertClassifier, train: &[Example], dev: &[Example], labels: &LabelSet, cfg: &TrainConfig, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<TrainOutcome> {
+pub fn train(
+    model: &mut BertClassifier,
+    train: &[Example],
+    dev: &[Example],
+    labels: &LabelSet,
+    cfg: &TrainConfig,
+    on_event: &mut dyn FnMut(&TrainEvent),
+) -> Result<TrainOutcome> {
     if train.is_empty() {
         return Err(Error::Invalid("no training examples".into()));
     }
     if cfg.epochs == 0 || cfg.batch_size == 0 {
-        return Err(Error::Invalid("--epochs and --batch-size must be positive".into()));
+        return Err(Error::Invalid(
+            "--epochs and --batch-size must be positive".into(),
+        ));
     }
     let mut rng = Rng::new(cfg.seed);
     model.reseed_dropout(rng.next_u64());
@@ -166,7 +215,10 @@ pub fn train(model: &mut BertClassifier, train: &[Example], dev: &[Example], lab
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let total = steps_per_epoch * cfg.epochs;
     let warmup = (cfg.warmup_ratio * total as f64).round() as usize;
-    on_event(&TrainEvent::Start { steps: total, examples: train.len() });
+    on_event(&TrainEvent::Start {
+        steps: total,
+        examples: train.len(),
+    });
 
     let mut step = 0;
     let mut reports = Vec::new();
@@ -181,22 +233,48 @@ pub fn train(model: &mut BertClassifier, train: &[Example], dev: &[Example], lab
             let ys: Vec<u32> = batch_idx.iter().map(|&i| train[i].label).collect();
             let b = make_batch(&items, Some(&ys), cfg.pad_id, &device)?;
             let lr = lr_at(step, total, warmup, cfg.lr);
-            let (loss_v, grad_norm) = train_step(model, &b, &weights, &mut opt, &vars, cfg.max_grad_norm, lr)
-                .map_err(|e| match e {
-                    Error::Diverged(m) => Error::Diverged(format!("{m} at step {} (epoch {epoch}); try a lower --lr", step + 1)),
-                    e => e,
-                })?;
+            let (loss_v, grad_norm) =
+                train_step(model, &b, &weights, &mut opt, &vars, cfg.max_grad_norm, lr).map_err(
+                    |e| match e {
+                        Error::Diverged(m) => Error::Diverged(format!(
+                            "{m} at step {} (epoch {epoch}); try a lower --lr",
+                            step + 1
+                        )),
+                        e => e,
+                    },
+                )?;
             step += 1;
             seen += b.len;
             loss_sum += loss_v * b.len as f64;
-            on_event(&TrainEvent::Step { step, epoch, loss: loss_v, lr, grad_norm, examples_seen: seen });
+            on_event(&TrainEvent::Step {
+                step,
+                epoch,
+                loss: loss_v,
+                lr,
+                grad_norm,
+                examples_seen: seen,
+            });
         }
         let seconds = started.elapsed().as_secs_f64();
-        let dev_metrics = if dev.is_empty() { None } else { Some(evaluate(model, dev, labels, cfg.batch_size * 2)?) };
-        let score = dev_metrics.as_ref().map(|m| m.macro_avg.f1).unwrap_or(epoch as f64);
+        let dev_metrics = if dev.is_empty() {
+            None
+        } else {
+            Some(evaluate(model, dev, labels, cfg.batch_size * 2)?)
+        };
+        let score = dev_metrics
+            .as_ref()
+            .map(|m| m.macro_avg.f1)
+            .unwrap_or(epoch as f64);
         let improved = best.as_ref().is_none_or(|(s, ..)| score > *s);
         if improved {
-            best = Some((score, epoch, model.params.snapshot()?, dev_metrics.clone().unwrap_or_else(|| Metrics::from_confusion(&Confusion::new(labels.names())))));
+            best = Some((
+                score,
+                epoch,
+                model.params.snapshot()?,
+                dev_metrics
+                    .clone()
+                    .unwrap_or_else(|| Metrics::from_confusion(&Confusion::new(labels.names()))),
+            ));
             since_best = 0;
         } else {
             since_best += 1;
@@ -213,12 +291,19 @@ pub fn train(model: &mut BertClassifier, train: &[Example], dev: &[Example], lab
         on_event(&TrainEvent::Epoch(report.clone()));
         reports.push(report);
         if cfg.patience > 0 && since_best >= cfg.patience && epoch < cfg.epochs {
-            on_event(&TrainEvent::EarlyStop { epoch, best_epoch: best.as_ref().map(|b| b.1).unwrap_or(epoch) });
+            on_event(&TrainEvent::EarlyStop {
+                epoch,
+                best_epoch: best.as_ref().map(|b| b.1).unwrap_or(epoch),
+            });
             break;
         }
     }
     let (_, best_epoch, state, metrics) = best.expect("at least one epoch ran");
     let path = std::path::PathBuf::from("<best epoch snapshot>");
     model.load_tensors(&state, &path)?;
-    Ok(TrainOutcome { epochs: reports, best_epoch, best_dev: if dev.is_empty() { None } else { Some(metrics) } })
+    Ok(TrainOutcome {
+        epochs: reports,
+        best_epoch,
+        best_dev: if dev.is_empty() { None } else { Some(metrics) },
+    })
 }

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 /// Special tokens, punctuation, digits, letters and their `##` continuations,
 /// and a few whole words: enough for any lower-cased English text.
 pub fn tiny_vocab() -> Vec<String> {
-    let mut v: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for c in ".,;:!?\"'()-$%&/>".chars() {
         v.push(c.to_string());
     }
@@ -18,7 +21,9 @@ pub fn tiny_vocab() -> Vec<String> {
         v.push(c.to_string());
         v.push(format!("##{c}"));
     }
-    for w in ["the", "said", "denied", "accused", "report", "was", "is", "of", "and", "in", "to", "a"] {
+    for w in [
+        "the", "said", "denied", "accused", "report", "was", "is", "of", "and", "in", "to", "a",
+    ] {
         v.push(w.to_string());
     }
     v
@@ -38,8 +43,14 @@ pub fn write_tokenizer(dir: &Path) {
 pub fn tiny_base(dir: &Path, seed: u64) -> PathBuf {
     write_tokenizer(dir);
     let mut config = BertConfig::tiny(tiny_vocab().len());
-    config.extra.insert("architectures".into(), serde_json::json!(["BertModel"]));
-    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    config
+        .extra
+        .insert("architectures".into(), serde_json::json!(["BertModel"]));
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
     let model = BertClassifier::new(&config, 2, seed, &Device::Cpu).unwrap();
     let tensors: std::collections::HashMap<String, candle_core::Tensor> = model
         .params

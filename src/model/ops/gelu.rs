@@ -35,7 +35,9 @@ impl CustomOp1 for Gelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = data(s, l, self.name())?;
         let mut y = vec![0f32; x.len()];
-        par_chunks_mut(&mut y, CHUNK, |i, y| forward(&x[i * CHUNK..i * CHUNK + y.len()], y));
+        par_chunks_mut(&mut y, CHUNK, |i, y| {
+            forward(&x[i * CHUNK..i * CHUNK + y.len()], y)
+        });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -67,7 +69,16 @@ mod tests {
         let theirs = x.as_tensor().gelu_erf().unwrap();
         close(&ours, &theirs, 1e-5);
         let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (theirs * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        close(g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap(), 1e-5);
+        let g2 = (theirs * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        close(
+            g1.get(x.as_tensor()).unwrap(),
+            g2.get(x.as_tensor()).unwrap(),
+            1e-5,
+        );
     }
 }

@@ -63,19 +63,32 @@ pub(crate) mod testing {
 
     /// Values of `a` and `b` agree within `tol` (absolute).
     pub fn close(a: &Tensor, b: &Tensor, tol: f32) {
-        let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(d < tol, "max |diff| {d}");
     }
 
     /// A [2, 3, n] input with varied values.
     pub fn input(n: usize) -> Var {
-        let v: Vec<f32> = (0..6 * n).map(|i| ((i * 7919) % 23) as f32 / 5.0 - 2.0).collect();
+        let v: Vec<f32> = (0..6 * n)
+            .map(|i| ((i * 7919) % 23) as f32 / 5.0 - 2.0)
+            .collect();
         Var::from_tensor(&Tensor::from_vec(v, (2, 3, n), &Device::Cpu).unwrap()).unwrap()
     }
 
     /// A fixed weighting of outputs, so the loss depends on every element differently.
     pub fn weighting(n: usize) -> Tensor {
-        let v: Vec<f32> = (0..6 * n).map(|i| ((i * 104729) % 17) as f32 / 8.0 - 1.0).collect();
+        let v: Vec<f32> = (0..6 * n)
+            .map(|i| ((i * 104729) % 17) as f32 / 8.0 - 1.0)
+            .collect();
         Tensor::from_vec(v, (2, 3, n), &Device::Cpu).unwrap()
     }
 }

@@ -59,7 +59,16 @@ mod tests {
         let theirs = candle_nn::ops::softmax(x.as_tensor(), candle_core::D::Minus1).unwrap();
         close(&ours, &theirs, 1e-6);
         let g1 = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (theirs * &w).unwrap().sum_all().unwrap().backward().unwrap();
-        close(g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap(), 1e-6);
+        let g2 = (theirs * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        close(
+            g1.get(x.as_tensor()).unwrap(),
+            g2.get(x.as_tensor()).unwrap(),
+            1e-6,
+        );
     }
 }

@@ -7,8 +7,8 @@
 //! `dS = P * (dP - rowsum(dP * P))`, `dQ = dS K / sqrt(d)`, `dK = dS^T Q / sqrt(d)`.
 
 use super::dropout::Mask;
-use crate::engine::attention::Packing;
 use crate::engine::attention::mask_padding;
+use crate::engine::attention::Packing;
 use crate::engine::head_matmul::{padded, scores, transpose_padded, weighted_sum};
 use crate::engine::simd::{dot, softmax_rows};
 use rayon::prelude::*;
@@ -31,7 +31,8 @@ fn mask_index(h: usize, rows: usize, r: usize, j: usize) -> u64 {
 /// One head's slice of rows `r0..r0+len` of `x`, gathered `[len, d]`.
 fn gather(x: &[f32], r0: usize, len: usize, hidden: usize, off: usize, d: usize, out: &mut [f32]) {
     for i in 0..len {
-        out[i * d..(i + 1) * d].copy_from_slice(&x[(r0 + i) * hidden + off..(r0 + i) * hidden + off + d]);
+        out[i * d..(i + 1) * d]
+            .copy_from_slice(&x[(r0 + i) * hidden + off..(r0 + i) * hidden + off + d]);
     }
 }
 
@@ -68,7 +69,15 @@ impl Head {
     fn new(len: usize, d: usize) -> Self {
         let cols = padded(len);
         let z = |n| vec![0f32; n];
-        Head { len, cols, d, q: z(len * d), k: z(len * d), v: z(len * d), t: z(d * cols) }
+        Head {
+            len,
+            cols,
+            d,
+            q: z(len * d),
+            k: z(len * d),
+            v: z(len * d),
+            t: z(d * cols),
+        }
     }
 
     fn gather(&mut self, q: &[f32], k: &[f32], v: &[f32], r0: usize, h: usize, hidden: usize) {
@@ -79,7 +88,15 @@ impl Head {
     }
 
     /// The head's probabilities `p` and dropped-out probabilities `dropped`.
-    fn probabilities(&mut self, r0: usize, h: usize, dims: Dims, mask: &Mask, p: &mut [f32], dropped: &mut [f32]) {
+    fn probabilities(
+        &mut self,
+        r0: usize,
+        h: usize,
+        dims: Dims,
+        mask: &Mask,
+        p: &mut [f32],
+        dropped: &mut [f32],
+    ) {
         let (len, cols, d) = (self.len, self.cols, self.d);
         transpose_padded(&self.k, len, d, cols, &mut self.t);
         scores(&self.q, &self.t, p, len, cols, d, 1.0 / (d as f32).sqrt());
@@ -103,7 +120,15 @@ pub struct Saved {
 }
 
 /// `ctx[rows, hidden]` from packed `q`, `k`, `v` (each `[rows, hidden]`).
-pub fn forward(q: &[f32], k: &[f32], v: &[f32], ctx: &mut [f32], packing: &Packing, dims: Dims, mask: &Mask) -> Saved {
+pub fn forward(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ctx: &mut [f32],
+    packing: &Packing,
+    dims: Dims,
+    mask: &Mask,
+) -> Saved {
     let d = dims.hidden / dims.heads;
     let sentences = packing
         .split_rows(ctx, dims.hidden)
@@ -112,10 +137,16 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], ctx: &mut [f32], packing: &Packi
             let len = out.len() / dims.hidden;
             let mut s = Head::new(len, d);
             let block = len * s.cols;
-            let (mut p, mut dropped) = (vec![0f32; dims.heads * block], vec![0f32; dims.heads * block]);
+            let (mut p, mut dropped) = (
+                vec![0f32; dims.heads * block],
+                vec![0f32; dims.heads * block],
+            );
             let mut o = vec![0f32; len * d];
             for h in 0..dims.heads {
-                let (ph, dh) = (&mut p[h * block..(h + 1) * block], &mut dropped[h * block..(h + 1) * block]);
+                let (ph, dh) = (
+                    &mut p[h * block..(h + 1) * block],
+                    &mut dropped[h * block..(h + 1) * block],
+                );
                 s.gather(q, k, v, r0, h, dims.hidden);
                 s.probabilities(r0, h, dims, mask, ph, dh);
                 weighted_sum(dh, &s.v, &mut o, len, len, s.cols, d, 1.0);
@@ -130,50 +161,79 @@ pub fn forward(q: &[f32], k: &[f32], v: &[f32], ctx: &mut [f32], packing: &Packi
 /// Gradients of `q`, `k` and `v` (each `[rows, hidden]`, overwritten) from
 /// the gradient of the context `dctx`.
 #[allow(clippy::too_many_arguments)]
-pub fn backward(q: &[f32], k: &[f32], v: &[f32], saved: &Saved, dctx: &[f32], dq: &mut [f32], dk: &mut [f32], dv: &mut [f32], packing: &Packing, dims: Dims, mask: &Mask) {
+pub fn backward(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    saved: &Saved,
+    dctx: &[f32],
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+    packing: &Packing,
+    dims: Dims,
+    mask: &Mask,
+) {
     let d = dims.hidden / dims.heads;
     let hd = dims.hidden;
     let scale = 1.0 / (d as f32).sqrt();
     let keep_scale = mask.factor_kept();
-    let parts = packing.split_rows(dq, hd).into_iter().zip(packing.split_rows(dk, hd)).zip(packing.split_rows(dv, hd)).zip(&saved.sentences);
-    parts.collect::<Vec<_>>().into_par_iter().for_each(|((((r0, dq), (_, dk)), (_, dv)), (p_all, dropped_all))| {
-        let len = dq.len() / hd;
-        let mut s = Head::new(len, d);
-        let cols = s.cols;
-        let block = len * cols;
-        let (mut d_o, mut dp, mut tr, mut g) = (vec![0f32; len * d], vec![0f32; len * cols], vec![0f32; len * cols], vec![0f32; len * d]);
-        for h in 0..dims.heads {
-            let off = h * d;
-            let (p, dropped) = (&p_all[h * block..(h + 1) * block], &dropped_all[h * block..(h + 1) * block]);
-            s.gather(q, k, v, r0, h, hd);
-            gather(dctx, r0, len, hd, off, d, &mut d_o);
-            // dV = D^T dO
-            transpose(dropped, &mut tr, len, cols);
-            weighted_sum(&tr, &d_o, &mut g, len, len, cols, d, 1.0);
-            scatter(&g, dv, len, hd, off, d);
-            // dD = dO V^T, then through the mask and the softmax (zero on
-            // the padding, where P is 0). Where P > 0 an element was kept
-            // exactly when its dropped-out probability is non-zero; where
-            // P = 0 the mask does not matter, as dS = P (...) = 0.
-            transpose_padded(&s.v, len, d, cols, &mut s.t);
-            scores(&d_o, &s.t, &mut dp, len, cols, d, 1.0);
-            for i in 0..len {
-                let row = &mut dp[i * cols..(i + 1) * cols];
-                if mask.is_active() {
-                    row.iter_mut().zip(&dropped[i * cols..(i + 1) * cols]).for_each(|(r, dr)| *r *= if *dr != 0.0 { keep_scale } else { 0.0 });
+    let parts = packing
+        .split_rows(dq, hd)
+        .into_iter()
+        .zip(packing.split_rows(dk, hd))
+        .zip(packing.split_rows(dv, hd))
+        .zip(&saved.sentences);
+    parts.collect::<Vec<_>>().into_par_iter().for_each(
+        |((((r0, dq), (_, dk)), (_, dv)), (p_all, dropped_all))| {
+            let len = dq.len() / hd;
+            let mut s = Head::new(len, d);
+            let cols = s.cols;
+            let block = len * cols;
+            let (mut d_o, mut dp, mut tr, mut g) = (
+                vec![0f32; len * d],
+                vec![0f32; len * cols],
+                vec![0f32; len * cols],
+                vec![0f32; len * d],
+            );
+            for h in 0..dims.heads {
+                let off = h * d;
+                let (p, dropped) = (
+                    &p_all[h * block..(h + 1) * block],
+                    &dropped_all[h * block..(h + 1) * block],
+                );
+                s.gather(q, k, v, r0, h, hd);
+                gather(dctx, r0, len, hd, off, d, &mut d_o);
+                // dV = D^T dO
+                transpose(dropped, &mut tr, len, cols);
+                weighted_sum(&tr, &d_o, &mut g, len, len, cols, d, 1.0);
+                scatter(&g, dv, len, hd, off, d);
+                // dD = dO V^T, then through the mask and the softmax (zero on
+                // the padding, where P is 0). Where P > 0 an element was kept
+                // exactly when its dropped-out probability is non-zero; where
+                // P = 0 the mask does not matter, as dS = P (...) = 0.
+                transpose_padded(&s.v, len, d, cols, &mut s.t);
+                scores(&d_o, &s.t, &mut dp, len, cols, d, 1.0);
+                for i in 0..len {
+                    let row = &mut dp[i * cols..(i + 1) * cols];
+                    if mask.is_active() {
+                        row.iter_mut()
+                            .zip(&dropped[i * cols..(i + 1) * cols])
+                            .for_each(|(r, dr)| *r *= if *dr != 0.0 { keep_scale } else { 0.0 });
+                    }
+                    let p = &p[i * cols..(i + 1) * cols];
+                    let sum = dot(row, p);
+                    row.iter_mut().zip(p).for_each(|(r, p)| *r = p * (*r - sum));
                 }
-                let p = &p[i * cols..(i + 1) * cols];
-                let sum = dot(row, p);
-                row.iter_mut().zip(p).for_each(|(r, p)| *r = p * (*r - sum));
+                // dQ = dS K scale, dK = dS^T Q scale
+                weighted_sum(&dp, &s.k, &mut g, len, len, cols, d, scale);
+                scatter(&g, dq, len, hd, off, d);
+                transpose(&dp, &mut tr, len, cols);
+                weighted_sum(&tr, &s.q, &mut g, len, len, cols, d, scale);
+                scatter(&g, dk, len, hd, off, d);
             }
-            // dQ = dS K scale, dK = dS^T Q scale
-            weighted_sum(&dp, &s.k, &mut g, len, len, cols, d, scale);
-            scatter(&g, dq, len, hd, off, d);
-            transpose(&dp, &mut tr, len, cols);
-            weighted_sum(&tr, &s.q, &mut g, len, len, cols, d, scale);
-            scatter(&g, dk, len, hd, off, d);
-        }
-    });
+        },
+    );
 }
 
 #[cfg(test)]
@@ -181,11 +241,21 @@ mod tests {
     use super::*;
 
     fn data(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i * 7919 + seed * 104729) % 31) as f32 / 15.0 - 1.0).collect()
+        (0..n)
+            .map(|i| ((i * 7919 + seed * 104729) % 31) as f32 / 15.0 - 1.0)
+            .collect()
     }
 
     /// sum(ctx * w) for the given inputs.
-    fn objective(q: &[f32], k: &[f32], v: &[f32], w: &[f32], p: &Packing, dims: Dims, mask: &Mask) -> f64 {
+    fn objective(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        w: &[f32],
+        p: &Packing,
+        dims: Dims,
+        mask: &Mask,
+    ) -> f64 {
         let mut ctx = vec![0f32; q.len()];
         let _ = forward(q, k, v, &mut ctx, p, dims, mask);
         ctx.iter().zip(w).map(|(a, b)| *a as f64 * *b as f64).sum()
@@ -194,13 +264,19 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences_with_dropout_on() {
         let p = Packing::new([3, 1, 5]);
-        let dims = Dims { hidden: 8, heads: 2, rows: p.rows() };
+        let dims = Dims {
+            hidden: 8,
+            heads: 2,
+            rows: p.rows(),
+        };
         let n = p.rows() * dims.hidden;
         let (q, k, v, w) = (data(n, 1), data(n, 2), data(n, 3), data(n, 4));
         for mask in [Mask::new(0.0, 0, true), Mask::new(0.3, 11, true)] {
             let (mut dq, mut dk, mut dv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
             let saved = forward(&q, &k, &v, &mut vec![0f32; n], &p, dims, &mask);
-            backward(&q, &k, &v, &saved, &w, &mut dq, &mut dk, &mut dv, &p, dims, &mask);
+            backward(
+                &q, &k, &v, &saved, &w, &mut dq, &mut dk, &mut dv, &p, dims, &mask,
+            );
             for (which, grad) in [(0, &dq), (1, &dk), (2, &dv)] {
                 for i in (0..n).step_by(5) {
                     let eps = 1e-2f32;
@@ -210,7 +286,11 @@ mod tests {
                     ins[which][i] -= 2.0 * eps;
                     let down = objective(&ins[0], &ins[1], &ins[2], &w, &p, dims, &mask);
                     let fd = (up - down) / (2.0 * eps as f64);
-                    assert!((fd - grad[i] as f64).abs() < 2e-3, "input {which} element {i}: {fd} vs {}", grad[i]);
+                    assert!(
+                        (fd - grad[i] as f64).abs() < 2e-3,
+                        "input {which} element {i}: {fd} vs {}",
+                        grad[i]
+                    );
                 }
             }
         }
@@ -220,7 +300,11 @@ mod tests {
     fn sentences_do_not_mix() {
         // Changing sentence B's keys leaves sentence A's context alone.
         let p = Packing::new([2, 3]);
-        let dims = Dims { hidden: 4, heads: 1, rows: 5 };
+        let dims = Dims {
+            hidden: 4,
+            heads: 1,
+            rows: 5,
+        };
         let (q, mut k, v) = (data(20, 1), data(20, 2), data(20, 3));
         let mask = Mask::new(0.0, 0, false);
         let mut a = vec![0f32; 20];

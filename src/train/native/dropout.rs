@@ -30,7 +30,12 @@ pub struct Mask {
 impl Mask {
     pub fn new(p: f64, seed: u64, train: bool) -> Self {
         let keep = 1.0 - p;
-        Mask { seed, threshold: (keep * (1u64 << 24) as f64) as u32, scale: (1.0 / keep) as f32, active: train && p > 0.0 }
+        Mask {
+            seed,
+            threshold: (keep * (1u64 << 24) as f64) as u32,
+            scale: (1.0 / keep) as f32,
+            active: train && p > 0.0,
+        }
     }
 
     pub fn is_active(&self) -> bool {
@@ -66,7 +71,9 @@ impl Mask {
         const CHUNK: usize = 16384;
         x.par_chunks_mut(CHUNK).enumerate().for_each(|(c, xs)| {
             let base = (c * CHUNK) as u64;
-            xs.iter_mut().enumerate().for_each(|(j, v)| *v *= self.factor(base + j as u64));
+            xs.iter_mut()
+                .enumerate()
+                .for_each(|(j, v)| *v *= self.factor(base + j as u64));
         });
     }
 }
@@ -82,7 +89,9 @@ mod tests {
         m.apply(&mut x);
         let zeros = x.iter().filter(|v| **v == 0.0).count() as f64 / x.len() as f64;
         assert!((zeros - 0.25).abs() < 0.01, "{zeros}");
-        assert!(x.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
+        assert!(x
+            .iter()
+            .all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
         let mut y = vec![1f32; 100_000];
         m.apply(&mut y);
         assert_eq!(x, y, "same seed, same mask");

@@ -36,7 +36,12 @@ use std::collections::HashMap;
 /// the candle graph otherwise): exact GELU or ReLU, on the CPU, and
 /// `STANCE_NO_NATIVE_TRAINING` unset (set it to train through the graph).
 pub fn supports(model: &BertClassifier) -> bool {
-    std::env::var_os("STANCE_NO_NATIVE_TRAINING").is_none() && matches!(Activation::from_hf(&model.config.hidden_act), Activation::GeluErf | Activation::Relu) && model.device().is_cpu()
+    std::env::var_os("STANCE_NO_NATIVE_TRAINING").is_none()
+        && matches!(
+            Activation::from_hf(&model.config.hidden_act),
+            Activation::GeluErf | Activation::Relu
+        )
+        && model.device().is_cpu()
 }
 
 /// What one step computed.
@@ -51,13 +56,21 @@ pub struct StepOutput {
 /// Forward in training mode (dropout on), class-weighted cross-entropy
 /// (as [`crate::train::loss::weighted_cross_entropy`]), backward.
 pub fn step(model: &BertClassifier, batch: &Packed, class_weights: &[f32]) -> Result<StepOutput> {
-    let labels = batch.labels.as_ref().ok_or_else(|| Error::Invalid("training batch without labels".into()))?;
+    let labels = batch
+        .labels
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("training batch without labels".into()))?;
     let k = model.num_labels();
     if class_weights.len() != k {
-        return Err(Error::Invalid(format!("{} class weights for {k} labels", class_weights.len())));
+        return Err(Error::Invalid(format!(
+            "{} class weights for {k} labels",
+            class_weights.len()
+        )));
     }
     if let Some(l) = labels.iter().find(|&&l| l as usize >= k) {
-        return Err(Error::Invalid(format!("label id {l} out of range for {k} labels")));
+        return Err(Error::Invalid(format!(
+            "label id {l} out of range for {k} labels"
+        )));
     }
     let w = Weights::new(model)?;
     let fwd = forward(model, &w, batch)?;
@@ -67,7 +80,11 @@ pub fn step(model: &BertClassifier, batch: &Packed, class_weights: &[f32]) -> Re
     let logits = fwd.logits.clone();
     drop(fwd);
     drop(w);
-    Ok(StepOutput { loss, logits, grads: grads.into_store(model)? })
+    Ok(StepOutput {
+        loss,
+        logits,
+        grads: grads.into_store(model)?,
+    })
 }
 
 /// Read access to every parameter's values for the duration of a step.
@@ -85,14 +102,21 @@ impl<'a> Weights<'a> {
                 (Storage::Cpu(CpuStorage::F32(_)), Some((a, b))) => {
                     guards.insert(name, (s, a, b));
                 }
-                _ => return Err(Error::Invalid(format!("parameter {name} is not a contiguous f32 CPU tensor"))),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "parameter {name} is not a contiguous f32 CPU tensor"
+                    )))
+                }
             }
         }
         Ok(Weights { model, guards })
     }
 
     fn get(&self, name: &str) -> &[f32] {
-        let (s, a, b) = self.guards.get(name).unwrap_or_else(|| panic!("the model has no parameter {name}"));
+        let (s, a, b) = self
+            .guards
+            .get(name)
+            .unwrap_or_else(|| panic!("the model has no parameter {name}"));
         match &**s {
             Storage::Cpu(CpuStorage::F32(v)) => &v[*a..*b],
             _ => unreachable!("checked in Weights::new"),
@@ -116,7 +140,10 @@ impl Grads {
     fn into_store(self, model: &BertClassifier) -> Result<GradStore> {
         let mut store = GradStore::default();
         for (name, g) in self.0 {
-            let var = model.params.get(&name).ok_or_else(|| Error::Invalid(format!("gradient for unknown parameter {name}")))?;
+            let var = model
+                .params
+                .get(&name)
+                .ok_or_else(|| Error::Invalid(format!("gradient for unknown parameter {name}")))?;
             let t = Tensor::from_vec(g, var.shape(), var.device())?;
             store.insert(var.as_tensor(), t);
         }
@@ -137,10 +164,29 @@ struct Dense<'w> {
 
 impl<'w> Dense<'w> {
     fn new(wts: &'w Weights, name: &str, out: usize, inp: usize) -> Self {
-        let lora = wts.model.lora().filter(|_| wts.guards.contains_key(format!("{name}.lora_A.weight").as_str())).map(|cfg| {
-            (wts.get(&format!("{name}.lora_A.weight")), wts.get(&format!("{name}.lora_B.weight")), cfg.r, (cfg.alpha / cfg.r as f64) as f32)
-        });
-        Dense { name: name.to_string(), w: wts.get(&format!("{name}.weight")), b: wts.get(&format!("{name}.bias")), lora, out, inp }
+        let lora = wts
+            .model
+            .lora()
+            .filter(|_| {
+                wts.guards
+                    .contains_key(format!("{name}.lora_A.weight").as_str())
+            })
+            .map(|cfg| {
+                (
+                    wts.get(&format!("{name}.lora_A.weight")),
+                    wts.get(&format!("{name}.lora_B.weight")),
+                    cfg.r,
+                    (cfg.alpha / cfg.r as f64) as f32,
+                )
+            });
+        Dense {
+            name: name.to_string(),
+            w: wts.get(&format!("{name}.weight")),
+            b: wts.get(&format!("{name}.bias")),
+            lora,
+            out,
+            inp,
+        }
     }
 
     /// `y = x W^T + b (+ alpha/r (x A^T) B^T)`, and `x A^T` for backward.
@@ -159,7 +205,16 @@ impl<'w> Dense<'w> {
     /// Gradients of the trainable tensors from `dy`, and `dx` (overwritten,
     /// or added into when `accumulate`) when asked for.
     #[allow(clippy::too_many_arguments)]
-    fn backward(&self, wts: &Weights, x: &[f32], z: Option<&[f32]>, dy: &[f32], rows: usize, dx: Option<(&mut [f32], bool)>, grads: &mut Grads) {
+    fn backward(
+        &self,
+        wts: &Weights,
+        x: &[f32],
+        z: Option<&[f32]>,
+        dy: &[f32],
+        rows: usize,
+        dx: Option<(&mut [f32], bool)>,
+        grads: &mut Grads,
+    ) {
         let (out, inp) = (self.out, self.inp);
         let wname = format!("{}.weight", self.name);
         if wts.trainable(&wname) {
@@ -204,11 +259,17 @@ impl<'w> Dense<'w> {
 const ROWS_PER_TASK: usize = 32;
 
 fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
-    x.par_chunks_mut(ROWS_PER_TASK * w.len()).for_each(|c| simd::layer_norm(c, w, b, eps));
+    x.par_chunks_mut(ROWS_PER_TASK * w.len())
+        .for_each(|c| simd::layer_norm(c, w, b, eps));
 }
 
 /// `(dx, dw, db)` of `y = LayerNorm(x) * w + b` from `dy`.
-fn layer_norm_backward(x: &[f32], dy: &[f32], w: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+fn layer_norm_backward(
+    x: &[f32],
+    dy: &[f32],
+    w: &[f32],
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let h = w.len();
     let c = ROWS_PER_TASK * h;
     let mut dx = vec![0f32; x.len()];
@@ -217,8 +278,19 @@ fn layer_norm_backward(x: &[f32], dy: &[f32], w: &[f32], eps: f32) -> (Vec<f32>,
         .enumerate()
         .map(|(i, d)| {
             let r = i * c..i * c + d.len();
-            let (mut dw, mut db, mut xh, mut dyh) = (vec![0f32; h], vec![0f32; h], vec![0f32; h], vec![0f32; h]);
-            crate::model::ops::layer_norm::backward(&x[r.clone()], &dy[r], w, eps, d, &mut dw, &mut db, &mut xh, &mut dyh);
+            let (mut dw, mut db, mut xh, mut dyh) =
+                (vec![0f32; h], vec![0f32; h], vec![0f32; h], vec![0f32; h]);
+            crate::model::ops::layer_norm::backward(
+                &x[r.clone()],
+                &dy[r],
+                w,
+                eps,
+                d,
+                &mut dw,
+                &mut db,
+                &mut xh,
+                &mut dyh,
+            );
             (dw, db)
         })
         .collect();
@@ -231,24 +303,33 @@ fn layer_norm_backward(x: &[f32], dy: &[f32], w: &[f32], eps: f32) -> (Vec<f32>,
 }
 
 fn add_into(x: &mut [f32], y: &[f32]) {
-    x.par_chunks_mut(16384).zip(y.par_chunks(16384)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+    x.par_chunks_mut(16384)
+        .zip(y.par_chunks(16384))
+        .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
 }
 
 fn activate(u: &[f32], act: Activation) -> Vec<f32> {
     let mut g = vec![0f32; u.len()];
-    g.par_chunks_mut(16384).zip(u.par_chunks(16384)).for_each(|(g, u)| match act {
-        Activation::Relu => g.iter_mut().zip(u).for_each(|(g, u)| *g = u.max(0.0)),
-        _ => crate::model::ops::gelu::forward(u, g),
-    });
+    g.par_chunks_mut(16384)
+        .zip(u.par_chunks(16384))
+        .for_each(|(g, u)| match act {
+            Activation::Relu => g.iter_mut().zip(u).for_each(|(g, u)| *g = u.max(0.0)),
+            _ => crate::model::ops::gelu::forward(u, g),
+        });
     g
 }
 
 fn activate_backward(u: &[f32], dg: &[f32], act: Activation) -> Vec<f32> {
     let mut du = vec![0f32; u.len()];
-    du.par_chunks_mut(16384).zip(u.par_chunks(16384).zip(dg.par_chunks(16384))).for_each(|(d, (u, g))| match act {
-        Activation::Relu => d.iter_mut().zip(u.iter().zip(g)).for_each(|(d, (u, g))| *d = if *u > 0.0 { *g } else { 0.0 }),
-        _ => crate::model::ops::gelu::backward(u, g, d),
-    });
+    du.par_chunks_mut(16384)
+        .zip(u.par_chunks(16384).zip(dg.par_chunks(16384)))
+        .for_each(|(d, (u, g))| match act {
+            Activation::Relu => d
+                .iter_mut()
+                .zip(u.iter().zip(g))
+                .for_each(|(d, (u, g))| *d = if *u > 0.0 { *g } else { 0.0 }),
+            _ => crate::model::ops::gelu::backward(u, g, d),
+        });
     du
 }
 
@@ -295,9 +376,21 @@ struct Reach {
 fn reach(model: &BertClassifier) -> Reach {
     let n = model.config.num_hidden_layers;
     let p = &model.params;
-    let embeddings = p.names().iter().any(|name| name.starts_with("bert.embeddings.") && p.is_trainable(name));
-    let lowest_layer = (0..n).find(|i| p.names().iter().any(|name| name.starts_with(&format!("bert.encoder.layer.{i}.")) && p.is_trainable(name))).unwrap_or(n);
-    Reach { embeddings, lowest_layer: if embeddings { 0 } else { lowest_layer } }
+    let embeddings = p
+        .names()
+        .iter()
+        .any(|name| name.starts_with("bert.embeddings.") && p.is_trainable(name));
+    let lowest_layer = (0..n)
+        .find(|i| {
+            p.names().iter().any(|name| {
+                name.starts_with(&format!("bert.encoder.layer.{i}.")) && p.is_trainable(name)
+            })
+        })
+        .unwrap_or(n);
+    Reach {
+        embeddings,
+        lowest_layer: if embeddings { 0 } else { lowest_layer },
+    }
 }
 
 fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forward> {
@@ -305,44 +398,97 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
     let (h, inter, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps as f32);
     let rows = batch.ids.len();
     let packing = Packing::new(batch.lengths.iter().copied());
-    if batch.lengths.is_empty() || batch.lengths.contains(&0) || packing.rows() != rows || batch.type_ids.len() != rows {
-        return Err(Error::Invalid("malformed packed batch (empty sentence or mismatched lengths)".into()));
+    if batch.lengths.is_empty()
+        || batch.lengths.contains(&0)
+        || packing.rows() != rows
+        || batch.type_ids.len() != rows
+    {
+        return Err(Error::Invalid(
+            "malformed packed batch (empty sentence or mismatched lengths)".into(),
+        ));
     }
-    if let Some(&l) = batch.lengths.iter().find(|&&l| l > c.max_position_embeddings) {
-        return Err(Error::Invalid(format!("sequence of {l} tokens exceeds max_position_embeddings {}", c.max_position_embeddings)));
+    if let Some(&l) = batch
+        .lengths
+        .iter()
+        .find(|&&l| l > c.max_position_embeddings)
+    {
+        return Err(Error::Invalid(format!(
+            "sequence of {l} tokens exceeds max_position_embeddings {}",
+            c.max_position_embeddings
+        )));
     }
     if let Some(&id) = batch.ids.iter().find(|&&id| id as usize >= c.vocab_size) {
-        return Err(Error::Invalid(format!("token id {id} out of range for a vocabulary of {}", c.vocab_size)));
+        return Err(Error::Invalid(format!(
+            "token id {id} out of range for a vocabulary of {}",
+            c.vocab_size
+        )));
     }
-    if let Some(&t) = batch.type_ids.iter().find(|&&t| t as usize >= c.type_vocab_size) {
-        return Err(Error::Invalid(format!("token type id {t} out of range ({} types)", c.type_vocab_size)));
+    if let Some(&t) = batch
+        .type_ids
+        .iter()
+        .find(|&&t| t as usize >= c.type_vocab_size)
+    {
+        return Err(Error::Invalid(format!(
+            "token type id {t} out of range ({} types)",
+            c.type_vocab_size
+        )));
     }
     let frozen = model.frozen_layers().unwrap_or(0);
     let reach = reach(model);
     let act = Activation::from_hf(&c.hidden_act);
-    let mask = |p: f64, train: bool| Mask::new(p, if train && p > 0.0 { model.next_dropout_seed() } else { 0 }, train);
+    let mask = |p: f64, train: bool| {
+        Mask::new(
+            p,
+            if train && p > 0.0 {
+                model.next_dropout_seed()
+            } else {
+                0
+            },
+            train,
+        )
+    };
 
     // Embeddings: word + token type + position, layer norm, dropout.
-    let (word, typ, pos) = (wts.get("bert.embeddings.word_embeddings.weight"), wts.get("bert.embeddings.token_type_embeddings.weight"), wts.get("bert.embeddings.position_embeddings.weight"));
+    let (word, typ, pos) = (
+        wts.get("bert.embeddings.word_embeddings.weight"),
+        wts.get("bert.embeddings.token_type_embeddings.weight"),
+        wts.get("bert.embeddings.position_embeddings.weight"),
+    );
     let mut emb = vec![0f32; rows * h];
     for s in 0..packing.sentences() {
         for (p, r) in (packing.starts[s]..packing.starts[s + 1]).enumerate() {
             let (id, ty) = (batch.ids[r] as usize, batch.type_ids[r] as usize);
             let out = &mut emb[r * h..(r + 1) * h];
-            out.iter_mut().zip(&word[id * h..(id + 1) * h]).zip(&typ[ty * h..(ty + 1) * h]).zip(&pos[p * h..(p + 1) * h]).for_each(|(((o, a), b), c)| *o = a + b + c);
+            out.iter_mut()
+                .zip(&word[id * h..(id + 1) * h])
+                .zip(&typ[ty * h..(ty + 1) * h])
+                .zip(&pos[p * h..(p + 1) * h])
+                .for_each(|(((o, a), b), c)| *o = a + b + c);
         }
     }
     let mut x = emb.clone();
-    layer_norm(&mut x, wts.get("bert.embeddings.LayerNorm.weight"), wts.get("bert.embeddings.LayerNorm.bias"), eps);
+    layer_norm(
+        &mut x,
+        wts.get("bert.embeddings.LayerNorm.weight"),
+        wts.get("bert.embeddings.LayerNorm.bias"),
+        eps,
+    );
     let emb_mask = mask(c.hidden_dropout_prob, model.frozen_layers().is_none());
     emb_mask.apply(&mut x);
 
-    let dims = Dims { hidden: h, heads: c.num_attention_heads, rows };
+    let dims = Dims {
+        hidden: h,
+        heads: c.num_attention_heads,
+        rows,
+    };
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for i in 0..c.num_hidden_layers {
         let train = i >= frozen;
         let n = format!("bert.encoder.layer.{i}");
-        let d: Vec<Dense> = layer_linears(c, i).iter().map(|(name, out, inp)| Dense::new(wts, name, *out, *inp)).collect();
+        let d: Vec<Dense> = layer_linears(c, i)
+            .iter()
+            .map(|(name, out, inp)| Dense::new(wts, name, *out, *inp))
+            .collect();
         let (q, zq) = d[0].forward(&x, rows);
         let (k, zk) = d[1].forward(&x, rows);
         let (v, zv) = d[2].forward(&x, rows);
@@ -354,7 +500,12 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         mask1.apply(&mut r1);
         add_into(&mut r1, &x);
         let mut h1 = r1.clone();
-        layer_norm(&mut h1, wts.get(&format!("{n}.attention.output.LayerNorm.weight")), wts.get(&format!("{n}.attention.output.LayerNorm.bias")), eps);
+        layer_norm(
+            &mut h1,
+            wts.get(&format!("{n}.attention.output.LayerNorm.weight")),
+            wts.get(&format!("{n}.attention.output.LayerNorm.bias")),
+            eps,
+        );
         let (u, zi) = d[4].forward(&h1, rows);
         let g = activate(&u, act);
         let (mut r2, zo) = d[5].forward(&g, rows);
@@ -362,10 +513,31 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         mask2.apply(&mut r2);
         add_into(&mut r2, &h1);
         let mut out = r2.clone();
-        layer_norm(&mut out, wts.get(&format!("{n}.output.LayerNorm.weight")), wts.get(&format!("{n}.output.LayerNorm.bias")), eps);
+        layer_norm(
+            &mut out,
+            wts.get(&format!("{n}.output.LayerNorm.weight")),
+            wts.get(&format!("{n}.output.LayerNorm.bias")),
+            eps,
+        );
         debug_assert_eq!(u.len(), rows * inter);
         let keep = i >= reach.lowest_layer;
-        layers.push(keep.then(|| LayerSaved { x: std::mem::take(&mut x), q, k, v, z: vec![zq, zk, zv, za, zi, zo], probs, ctx, r1, h1, u, g, r2, attn_mask, mask1, mask2 }));
+        layers.push(keep.then(|| LayerSaved {
+            x: std::mem::take(&mut x),
+            q,
+            k,
+            v,
+            z: vec![zq, zk, zv, za, zi, zo],
+            probs,
+            ctx,
+            r1,
+            h1,
+            u,
+            g,
+            r2,
+            attn_mask,
+            mask1,
+            mask2,
+        }));
         x = out;
     }
 
@@ -382,17 +554,36 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
     let cls_mask = mask(c.classifier_dropout.unwrap_or(c.hidden_dropout_prob), true);
     cls_mask.apply(&mut dropped);
     let (logits, _) = Dense::new(wts, "classifier", model.num_labels(), h).forward(&dropped, b);
-    Ok(Forward { packing, emb, emb_mask, layers, cls, pooled, dropped, cls_mask, logits })
+    Ok(Forward {
+        packing,
+        emb,
+        emb_mask,
+        layers,
+        cls,
+        pooled,
+        dropped,
+        cls_mask,
+        logits,
+    })
 }
 
 /// Class-weighted cross-entropy and its gradient with respect to the logits:
 /// `loss = sum_i w[y_i] (logsumexp_i - z_i[y_i]) / sum_i w[y_i]`,
 /// `dz_i = w[y_i] / sum w (softmax(z_i) - onehot(y_i))`.
-fn weighted_cross_entropy(logits: &[f32], labels: &[u32], weights: &[f32], k: usize) -> (f64, Vec<f32>) {
+fn weighted_cross_entropy(
+    logits: &[f32],
+    labels: &[u32],
+    weights: &[f32],
+    k: usize,
+) -> (f64, Vec<f32>) {
     let total: f64 = labels.iter().map(|&y| weights[y as usize] as f64).sum();
     let mut loss = 0f64;
     let mut grad = vec![0f32; logits.len()];
-    for ((z, g), &y) in logits.chunks_exact(k).zip(grad.chunks_exact_mut(k)).zip(labels) {
+    for ((z, g), &y) in logits
+        .chunks_exact(k)
+        .zip(grad.chunks_exact_mut(k))
+        .zip(labels)
+    {
         let max = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
         let sum: f64 = z.iter().map(|v| ((v - max) as f64).exp()).sum();
         let w = weights[y as usize] as f64;
@@ -405,7 +596,14 @@ fn weighted_cross_entropy(logits: &[f32], labels: &[u32], weights: &[f32], k: us
     (loss / total, grad)
 }
 
-fn backward(model: &BertClassifier, wts: &Weights, batch: &Packed, fwd: &Forward, dlogits: &[f32], grads: &mut Grads) {
+fn backward(
+    model: &BertClassifier,
+    wts: &Weights,
+    batch: &Packed,
+    fwd: &Forward,
+    dlogits: &[f32],
+    grads: &mut Grads,
+) {
     let c = &model.config;
     let (h, inter, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps as f32);
     let rows = batch.ids.len();
@@ -415,22 +613,48 @@ fn backward(model: &BertClassifier, wts: &Weights, batch: &Packed, fwd: &Forward
 
     // Classifier, dropout, tanh, pooler, back to the first tokens.
     let mut dpooled = vec![0f32; b * h];
-    Dense::new(wts, "classifier", model.num_labels(), h).backward(wts, &fwd.dropped, None, dlogits, b, Some((&mut dpooled, false)), grads);
+    Dense::new(wts, "classifier", model.num_labels(), h).backward(
+        wts,
+        &fwd.dropped,
+        None,
+        dlogits,
+        b,
+        Some((&mut dpooled, false)),
+        grads,
+    );
     fwd.cls_mask.apply(&mut dpooled);
-    dpooled.iter_mut().zip(&fwd.pooled).for_each(|(d, t)| *d *= 1.0 - t * t);
+    dpooled
+        .iter_mut()
+        .zip(&fwd.pooled)
+        .for_each(|(d, t)| *d *= 1.0 - t * t);
     let mut dcls = vec![0f32; b * h];
-    Dense::new(wts, "bert.pooler.dense", h, h).backward(wts, &fwd.cls, None, &dpooled, b, Some((&mut dcls, false)), grads);
+    Dense::new(wts, "bert.pooler.dense", h, h).backward(
+        wts,
+        &fwd.cls,
+        None,
+        &dpooled,
+        b,
+        Some((&mut dcls, false)),
+        grads,
+    );
     let mut dx = vec![0f32; rows * h];
     for s in 0..b {
         let r = fwd.packing.starts[s];
         dx[r * h..(r + 1) * h].copy_from_slice(&dcls[s * h..(s + 1) * h]);
     }
 
-    let dims = Dims { hidden: h, heads: c.num_attention_heads, rows };
+    let dims = Dims {
+        hidden: h,
+        heads: c.num_attention_heads,
+        rows,
+    };
     for i in (reach.lowest_layer..c.num_hidden_layers).rev() {
         let Some(s) = &fwd.layers[i] else { break };
         let n = format!("bert.encoder.layer.{i}");
-        let d: Vec<Dense> = layer_linears(c, i).iter().map(|(name, out, inp)| Dense::new(wts, name, *out, *inp)).collect();
+        let d: Vec<Dense> = layer_linears(c, i)
+            .iter()
+            .map(|(name, out, inp)| Dense::new(wts, name, *out, *inp))
+            .collect();
         let need_dx = reach.embeddings || i > reach.lowest_layer;
         let norm_grads = |grads: &mut Grads, name: &str, dw: Vec<f32>, db: Vec<f32>| {
             for (suffix, g) in [("weight", dw), ("bias", db)] {
@@ -448,20 +672,61 @@ fn backward(model: &BertClassifier, wts: &Weights, batch: &Packed, fwd: &Forward
         let mut dout = dr2;
         s.mask2.apply(&mut dout);
         let mut dg = vec![0f32; rows * inter];
-        d[5].backward(wts, &s.g, s.z[5].as_deref(), &dout, rows, Some((&mut dg, false)), grads);
+        d[5].backward(
+            wts,
+            &s.g,
+            s.z[5].as_deref(),
+            &dout,
+            rows,
+            Some((&mut dg, false)),
+            grads,
+        );
         let du = activate_backward(&s.u, &dg, act);
-        d[4].backward(wts, &s.h1, s.z[4].as_deref(), &du, rows, Some((&mut dh1, true)), grads);
+        d[4].backward(
+            wts,
+            &s.h1,
+            s.z[4].as_deref(),
+            &du,
+            rows,
+            Some((&mut dh1, true)),
+            grads,
+        );
         // Attention output layer norm, residual, dropout, dense.
         let ln1 = format!("{n}.attention.output.LayerNorm");
-        let (dr1, dw, db) = layer_norm_backward(&s.r1, &dh1, wts.get(&format!("{ln1}.weight")), eps);
+        let (dr1, dw, db) =
+            layer_norm_backward(&s.r1, &dh1, wts.get(&format!("{ln1}.weight")), eps);
         norm_grads(grads, &ln1, dw, db);
         let mut dinput = if need_dx { dr1.clone() } else { Vec::new() };
         let mut da = dr1;
         s.mask1.apply(&mut da);
         let mut dctx = vec![0f32; rows * h];
-        d[3].backward(wts, &s.ctx, s.z[3].as_deref(), &da, rows, Some((&mut dctx, false)), grads);
-        let (mut dq, mut dk, mut dv) = (vec![0f32; rows * h], vec![0f32; rows * h], vec![0f32; rows * h]);
-        attention::backward(&s.q, &s.k, &s.v, &s.probs, &dctx, &mut dq, &mut dk, &mut dv, &fwd.packing, dims, &s.attn_mask);
+        d[3].backward(
+            wts,
+            &s.ctx,
+            s.z[3].as_deref(),
+            &da,
+            rows,
+            Some((&mut dctx, false)),
+            grads,
+        );
+        let (mut dq, mut dk, mut dv) = (
+            vec![0f32; rows * h],
+            vec![0f32; rows * h],
+            vec![0f32; rows * h],
+        );
+        attention::backward(
+            &s.q,
+            &s.k,
+            &s.v,
+            &s.probs,
+            &dctx,
+            &mut dq,
+            &mut dk,
+            &mut dv,
+            &fwd.packing,
+            dims,
+            &s.attn_mask,
+        );
         for (j, dy) in [(0, &dq), (1, &dk), (2, &dv)] {
             let dxs = need_dx.then_some((&mut dinput[..], true));
             d[j].backward(wts, &s.x, s.z[j].as_deref(), dy, rows, dxs, grads);
@@ -474,21 +739,40 @@ fn backward(model: &BertClassifier, wts: &Weights, batch: &Packed, fwd: &Forward
     }
     // Embedding dropout, layer norm, then the three tables.
     fwd.emb_mask.apply(&mut dx);
-    let (de, dw, db) = layer_norm_backward(&fwd.emb, &dx, wts.get("bert.embeddings.LayerNorm.weight"), eps);
-    for (name, g) in [("bert.embeddings.LayerNorm.weight", dw), ("bert.embeddings.LayerNorm.bias", db)] {
+    let (de, dw, db) = layer_norm_backward(
+        &fwd.emb,
+        &dx,
+        wts.get("bert.embeddings.LayerNorm.weight"),
+        eps,
+    );
+    for (name, g) in [
+        ("bert.embeddings.LayerNorm.weight", dw),
+        ("bert.embeddings.LayerNorm.bias", db),
+    ] {
         if wts.trainable(name) {
             grads.add(name.to_string(), g);
         }
     }
     let tables = [
-        ("bert.embeddings.word_embeddings.weight", c.vocab_size, &batch.ids),
-        ("bert.embeddings.token_type_embeddings.weight", c.type_vocab_size, &batch.type_ids),
+        (
+            "bert.embeddings.word_embeddings.weight",
+            c.vocab_size,
+            &batch.ids,
+        ),
+        (
+            "bert.embeddings.token_type_embeddings.weight",
+            c.type_vocab_size,
+            &batch.type_ids,
+        ),
     ];
     for (name, n, ids) in tables {
         if wts.trainable(name) {
             let mut g = vec![0f32; n * h];
             for (r, &id) in ids.iter().enumerate() {
-                g[id as usize * h..(id as usize + 1) * h].iter_mut().zip(&de[r * h..(r + 1) * h]).for_each(|(a, v)| *a += v);
+                g[id as usize * h..(id as usize + 1) * h]
+                    .iter_mut()
+                    .zip(&de[r * h..(r + 1) * h])
+                    .for_each(|(a, v)| *a += v);
             }
             grads.add(name.to_string(), g);
         }
@@ -498,7 +782,10 @@ fn backward(model: &BertClassifier, wts: &Weights, batch: &Packed, fwd: &Forward
         let mut g = vec![0f32; c.max_position_embeddings * h];
         for s in 0..b {
             for (p, r) in (fwd.packing.starts[s]..fwd.packing.starts[s + 1]).enumerate() {
-                g[p * h..(p + 1) * h].iter_mut().zip(&de[r * h..(r + 1) * h]).for_each(|(a, v)| *a += v);
+                g[p * h..(p + 1) * h]
+                    .iter_mut()
+                    .zip(&de[r * h..(r + 1) * h])
+                    .for_each(|(a, v)| *a += v);
             }
         }
         grads.add(name.to_string(), g);
