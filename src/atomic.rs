@@ -111,6 +111,110 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     write_files(&[(path.clone(), bytes)])
 }
 
+/// An output file written as a stream: into a temporary sibling that
+/// [`StreamFile::commit`] renames into place (dropped uncommitted, the
+/// temporary is removed and the target is as it was), or straight through
+/// for a FIFO or device, or appended to (resuming a run's own output).
+pub struct StreamFile {
+    file: std::io::BufWriter<std::fs::File>,
+    /// (temporary, target) while staged.
+    staged: Option<(PathBuf, PathBuf)>,
+}
+
+impl StreamFile {
+    /// Start writing `path` (see [`write_file`] for links, FIFOs, devices).
+    pub fn create(path: &Path) -> Result<StreamFile> {
+        let path = resolve_link(path)?;
+        if let Ok(m) = std::fs::metadata(&path) {
+            let t = m.file_type();
+            if t.is_fifo() || t.is_char_device() || t.is_block_device() || t.is_socket() {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| Error::io(&path, e))?;
+                return Ok(StreamFile {
+                    file: std::io::BufWriter::new(f),
+                    staged: None,
+                });
+            }
+            if t.is_dir() {
+                return Err(Error::file(&path, "is a directory; give a file path"));
+            }
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        clean_leftovers(&path);
+        let tmp = sibling(&path, "tmp");
+        let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        if let Ok(old) = std::fs::metadata(&path) {
+            let _ = std::fs::set_permissions(&tmp, old.permissions());
+        }
+        Ok(StreamFile {
+            file: std::io::BufWriter::new(f),
+            staged: Some((tmp, path)),
+        })
+    }
+
+    /// Append to `path`, first cutting off a trailing partial line (what a
+    /// killed run leaves), so every line stays whole.
+    pub fn append(path: &Path) -> Result<StreamFile> {
+        let path = resolve_link(path)?;
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        f.set_len(keep as u64).map_err(|e| Error::io(&path, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        f.flush().map_err(|e| Error::io(&path, e))?;
+        Ok(StreamFile {
+            file: std::io::BufWriter::new(f),
+            staged: None,
+        })
+    }
+
+    /// Finish: flush, and rename a staged file into place.
+    pub fn commit(mut self) -> Result<()> {
+        let staged = self.staged.take();
+        let target = staged.as_ref().map(|(_, p)| p.clone()).unwrap_or_default();
+        self.file.flush().map_err(|e| Error::io(&target, e))?;
+        self.file
+            .get_ref()
+            .sync_all()
+            .or_else(|e| if staged.is_some() { Err(e) } else { Ok(()) })
+            .map_err(|e| Error::io(&target, e))?;
+        if let Some((tmp, path)) = staged {
+            if let Err(e) = std::fs::rename(&tmp, &path) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::io(&path, e));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Write for StreamFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for StreamFile {
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = self.staged.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
 /// Write several files as one commit: every temporary is written first (the
 /// step that fails on a full disk or a bad path), and only when all of them
 /// are complete are they renamed into place. A failure leaves every target

@@ -21,13 +21,16 @@ pub mod guard;
 pub mod hash_cache;
 pub mod html;
 pub mod infer;
+pub mod input;
 pub mod labels;
 pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod predict;
 pub mod rng;
+pub mod serve;
 pub mod splitter;
+pub mod stream;
 pub mod train;
 
 pub use error::{Error, Result};

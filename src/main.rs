@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use stance::engine::Precision;
+use stance::input::InputFormat;
 use stance::predict::{Article, Format};
 use stance::train::{ClassWeights, LabelSource, TrainConfig, TrainEvent, TrainJob};
 use std::io::{IsTerminal, Read, Write};
@@ -48,8 +49,46 @@ uncertain   (only with --threshold) the top probability is below the threshold")
     /// Inspect and split labelled data.
     #[command(subcommand)]
     Data(DataCommand),
-    /// Measure inference or training throughput (see scripts/bench.sh).
+    /// Measure inference or training throughput (see scripts/bench.sh), or load-test a server.
     Bench(BenchArgs),
+    /// Serve the model over HTTP: a page to paste articles into, and a JSON / NDJSON API.
+    #[command(
+        long_about = "Serve the model over HTTP on a local address. The model is loaded once; \
+concurrent requests are labelled together.\n\n\
+  GET  /             a page: paste an article (text or HTML), see it highlighted\n\
+  POST /v1/predict   {\"text\": ...} or {\"articles\": [{\"id\": ..., \"text\": ...}]} -> JSON;\n\
+                     with Content-Type: application/x-ndjson, one article per line in and out, streamed\n\
+  POST /v1/view      the same body -> the HTML view of `predict --format html`\n\
+  GET  /v1/model     labels, base, version, window\n\
+  GET  /healthz\n\n\
+SIGTERM or Ctrl-C stops taking connections and finishes the requests in flight."
+    )]
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Checkpoint directory.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Address to listen on (port 0: any free port, printed on stderr).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Largest request body in bytes (for NDJSON: largest line); larger ones get 413.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1u64 << 32)))]
+    max_body: usize,
+    /// Seconds a request may take before it gets 504.
+    #[arg(long, default_value_t = 60.0, value_parser = positive)]
+    timeout: f64,
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    batch_size: usize,
+    /// Milliseconds the model thread waits for more requests to batch with the first.
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(0..=1000))]
+    batch_wait_ms: u64,
+    /// Matrix products in f32 or bf16 (see predict --help).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
 
 #[derive(Args)]
@@ -83,6 +122,15 @@ struct BenchArgs {
     /// Precision of the inference engine's matrix products (infer, logits).
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    /// --mode serve: the server, e.g. http://127.0.0.1:8080.
+    #[arg(long, required_if_eq("mode", "serve"))]
+    url: Option<String>,
+    /// --mode serve: concurrent clients.
+    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    clients: usize,
+    /// --mode serve: requests per client.
+    #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    requests: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -90,6 +138,9 @@ enum BenchModeArg {
     Infer,
     TrainFull,
     TrainLora,
+    /// Load-test a running `stance serve` at --url: --clients threads each send
+    /// --requests POSTs of the first article in --data.
+    Serve,
 }
 
 #[derive(Args)]
@@ -217,6 +268,20 @@ enum FormatArg {
     Csv,
     /// One self-contained page: the article with every sentence highlighted by its label.
     Html,
+    /// JSONL input only: one line per article, the input object (every field kept) plus "sentences".
+    Articles,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum OnErrorArg {
+    Fail,
+    Skip,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ShardByArg {
+    Line,
+    Id,
 }
 
 #[derive(Args)]
@@ -226,9 +291,31 @@ struct PredictArgs {
     model: PathBuf,
     /// Plain-text articles ("-" or nothing: standard input).
     files: Vec<PathBuf>,
-    /// Inputs are JSONL, one article per line: {"text": ..., "id": ...}.
-    #[arg(long)]
+    /// How to read the inputs: plain text; HTML (markup, script, style and navigation
+    /// stripped, paragraphs kept, entities decoded); JSONL, one article per line
+    /// ({"id": ..., "text": ..., optional "format": "html"}); or auto: by file
+    /// extension (.html/.htm, .jsonl/.ndjson, .txt), else by content.
+    #[arg(long, default_value = "auto", value_name = "auto|text|html|jsonl")]
+    input_format: InputFormat,
+    /// Same as --input-format jsonl.
+    #[arg(long, conflicts_with = "input_format")]
     jsonl: bool,
+    /// JSONL input: stop at the first bad line (fail), or write an error record
+    /// {"id", "line", "error"} for it and go on (skip; the exit status is then 3).
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
+    on_error: OnErrorArg,
+    /// JSONL input with --on-error skip: error records go to this file instead of the output.
+    #[arg(long)]
+    errors: Option<PathBuf>,
+    /// JSONL input: label only shard K of N (1 <= K <= N), e.g. a job array's index.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<stance::stream::Shard>,
+    /// How --shard assigns lines: by line number, or by a stable hash of the id.
+    #[arg(long, value_enum, default_value_t = ShardByArg::Line)]
+    shard_by: ShardByArg,
+    /// JSONL input with --format articles and -o FILE: skip ids already complete in FILE and append the rest.
+    #[arg(long)]
+    resume: bool,
     /// Output format (default: table on a terminal, JSONL otherwise).
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
@@ -241,6 +328,10 @@ struct PredictArgs {
     /// Label a sentence `uncertain` when its top probability is below P (0..1; in every format).
     #[arg(long, value_parser = fraction, allow_negative_numbers = true)]
     threshold: Option<f64>,
+    /// Also list the K most probable labels of each sentence with their probabilities
+    /// (JSONL "top_k", a CSV column, table columns after the label; the HTML tooltip lists every label).
+    #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=64))]
+    top_k: usize,
     /// Sentences per forward pass.
     #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     batch_size: usize,
@@ -345,9 +436,31 @@ fn main() {
     }
     if let Err(e) = run(cli.command) {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        // Exit 3: the run finished, but some input lines were skipped.
+        let code = if e.downcast_ref::<SkippedLines>().is_some() {
+            3
+        } else {
+            1
+        };
+        std::process::exit(code);
     }
 }
+
+/// `predict --on-error skip` finished with this many lines skipped.
+#[derive(Debug)]
+struct SkippedLines(usize);
+
+impl std::fmt::Display for SkippedLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} input line(s) skipped (see the error records); the rest was labelled",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for SkippedLines {}
 
 fn run(cmd: Command) -> Result<()> {
     match cmd {
@@ -357,7 +470,28 @@ fn run(cmd: Command) -> Result<()> {
         Command::Download(a) => download(a),
         Command::Data(d) => data(d),
         Command::Bench(a) => bench(a),
+        Command::Serve(a) => serve(a),
     }
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    let ckpt = load_model(&a.model)?;
+    let config = stance::serve::ServeConfig {
+        addr: a.addr,
+        max_body: a.max_body,
+        timeout: std::time::Duration::from_secs_f64(a.timeout),
+        batch: stance::serve::batcher::BatchOptions {
+            batch_size: a.batch_size,
+            max_wait: std::time::Duration::from_millis(a.batch_wait_ms),
+            precision: a.precision,
+            ..Default::default()
+        },
+    };
+    let model = a.model.display().to_string();
+    stance::serve::run(ckpt, config, |addr| {
+        eprintln!("stance serve: {model} on http://{addr}/ (Ctrl-C to stop)")
+    })?;
+    Ok(())
 }
 
 fn bar(len: u64, template: &str) -> ProgressBar {
@@ -490,76 +624,28 @@ fn load_model(dir: &Path) -> Result<stance::checkpoint::Checkpoint> {
     Ok(stance::checkpoint::load(dir, &candle_core::Device::Cpu)?)
 }
 
-fn read_articles(files: &[PathBuf], jsonl: bool) -> Result<Vec<Article>> {
+fn read_articles(files: &[PathBuf], format: InputFormat) -> Result<Vec<Article>> {
     if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         bail!("standard input (\"-\") given more than once");
     }
     if files.len() > 1 && files.iter().any(|f| f.as_os_str() == "-") {
         bail!("standard input (\"-\") cannot be combined with files; give either files or \"-\"");
     }
-    let mut sources: Vec<(String, Vec<u8>)> = Vec::new();
-    if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") && files.len() == 1 {
+    let mut articles = Vec::new();
+    if files.is_empty() || files.len() == 1 && files[0].as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
             .read_to_end(&mut buf)
             .context("reading standard input")?;
-        sources.push(("-".into(), buf));
+        articles.extend(stance::input::parse_articles("-", &buf, format)?);
     } else {
         for f in files {
-            sources.push((
-                f.display().to_string(),
-                std::fs::read(f).with_context(|| format!("{}", f.display()))?,
-            ));
-        }
-    }
-    let mut articles = Vec::new();
-    for (name, bytes) in sources {
-        let text = std::str::from_utf8(&bytes).map_err(|e| {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            anyhow::anyhow!("{name}:{line}: invalid UTF-8 at byte {}", e.valid_up_to())
-        })?;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        if !jsonl {
-            if text.trim().is_empty() {
-                bail!("{name}: empty input, nothing to label");
-            }
-            articles.push(Article {
-                name,
-                text: text.to_string(),
-            });
-            continue;
-        }
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let v: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| anyhow::anyhow!("{name}:{}: bad JSON: {e}", i + 1))?;
-            let Some(t) = v.get("text").and_then(|t| t.as_str()) else {
-                bail!("{name}:{}: missing string field \"text\"", i + 1)
-            };
-            if t.trim().is_empty() {
-                bail!("{name}:{}: empty text", i + 1);
-            }
-            let id = v
-                .get("id")
-                .map(|x| {
-                    x.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| x.to_string())
-                })
-                .unwrap_or_else(|| format!("{name}:{}", i + 1));
-            articles.push(Article {
-                name: id,
-                text: t.to_string(),
-            });
-        }
-        if articles.is_empty() {
-            bail!("{name}: no articles in JSONL input");
+            let bytes = std::fs::read(f).with_context(|| format!("{}", f.display()))?;
+            articles.extend(stance::input::parse_articles(
+                &f.display().to_string(),
+                &bytes,
+                format,
+            )?);
         }
     }
     Ok(articles)
@@ -569,7 +655,42 @@ fn predict(a: PredictArgs) -> Result<()> {
     if let Some(out) = &a.output {
         stance::guard::output_file(out, "--output", &a.files)?;
     }
-    let articles = read_articles(&a.files, a.jsonl)?;
+    if let Some(e) = &a.errors {
+        stance::guard::output_file(e, "--errors", &a.files)?;
+        if a.output.as_ref().is_some_and(|o| o == e) {
+            bail!(
+                "--errors {} is also --output; give it its own file",
+                e.display()
+            );
+        }
+    }
+    let format = if a.jsonl {
+        InputFormat::Jsonl
+    } else {
+        a.input_format
+    };
+    if jsonl_input(&a.files, format)? {
+        let to_terminal = a.output.is_none() && std::io::stdout().is_terminal();
+        match a.format {
+            Some(FormatArg::Jsonl) | Some(FormatArg::Articles) => return predict_stream(a),
+            None if !to_terminal => return predict_stream(a),
+            _ => {}
+        }
+    }
+    let streaming_only = [
+        (a.on_error == OnErrorArg::Skip, "--on-error skip"),
+        (a.errors.is_some(), "--errors"),
+        (a.shard.is_some(), "--shard"),
+        (a.resume, "--resume"),
+        (
+            matches!(a.format, Some(FormatArg::Articles)),
+            "--format articles",
+        ),
+    ];
+    if let Some((_, flag)) = streaming_only.iter().find(|(on, _)| *on) {
+        bail!("{flag} needs JSONL input (--input-format jsonl, or .jsonl files) and --format jsonl or articles");
+    }
+    let articles = read_articles(&a.files, format)?;
     let ckpt = load_model(&a.model)?;
     let pb = bar(0, "{elapsed_precise} labelling {pos}/{len} sentences");
     let mut preds =
@@ -593,6 +714,7 @@ fn predict(a: PredictArgs) -> Result<()> {
         Some(FormatArg::Table) => Format::Table,
         Some(FormatArg::Jsonl) => Format::Jsonl,
         Some(FormatArg::Csv) => Format::Csv,
+        Some(FormatArg::Articles) => unreachable!("refused above for non-JSONL input"),
         Some(FormatArg::Html) => {
             let html = stance::html::render_html(
                 &articles,
@@ -609,8 +731,171 @@ fn predict(a: PredictArgs) -> Result<()> {
     } else {
         table_width(to_terminal)
     };
-    let out = stance::predict::render(&preds, format, width);
+    let opts = stance::predict::RenderOptions {
+        width,
+        top_k: a.top_k,
+    };
+    let out = stance::predict::render(&preds, format, opts);
     write_output(a.output.as_deref(), &out)
+}
+
+/// Whether every input is JSONL (by flag, extension or content; peeking
+/// at standard input does not consume it).
+fn jsonl_input(files: &[PathBuf], format: InputFormat) -> Result<bool> {
+    match format {
+        InputFormat::Jsonl => return Ok(true),
+        InputFormat::Text | InputFormat::Html => return Ok(false),
+        InputFormat::Auto => {}
+    }
+    if files.is_empty() || files.len() == 1 && files[0].as_os_str() == "-" {
+        // Standard input is read whole unless it is declared JSONL: a
+        // terminal or pipe cannot be peeked at without consuming it.
+        return Ok(false);
+    }
+    for f in files {
+        let mut head = vec![0u8; 64 << 10];
+        let n = std::fs::File::open(f)
+            .and_then(|mut h| h.read(&mut head))
+            .with_context(|| format!("{}", f.display()))?;
+        let text = String::from_utf8_lossy(&head[..n]);
+        if stance::input::detect(&f.display().to_string(), &text) != InputFormat::Jsonl {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// `predict` over JSONL, streamed: see `stance::stream`.
+fn predict_stream(a: PredictArgs) -> Result<()> {
+    use stance::stream::{OnError, ShardKey, StreamFormat, StreamOptions, StreamReport};
+    if a.files.iter().filter(|f| f.as_os_str() == "-").count() > 1
+        || a.files.len() > 1 && a.files.iter().any(|f| f.as_os_str() == "-")
+    {
+        bail!("standard input (\"-\") can be given once, and not together with files");
+    }
+    let format = match a.format {
+        Some(FormatArg::Articles) => StreamFormat::Articles,
+        _ => StreamFormat::Sentences,
+    };
+    let mut done = std::collections::HashSet::new();
+    if a.resume {
+        let Some(out) = &a.output else {
+            bail!("--resume needs -o FILE (the output to resume)")
+        };
+        if format != StreamFormat::Articles {
+            bail!("--resume needs --format articles (one complete line per article)");
+        }
+        if out.exists() {
+            let bytes = std::fs::read(out).with_context(|| format!("{}", out.display()))?;
+            done = stance::stream::completed_ids(&bytes);
+        }
+    }
+    let ckpt = load_model(&a.model)?;
+    let opts = StreamOptions {
+        format,
+        render: stance::predict::RenderOptions {
+            width: usize::MAX,
+            top_k: a.top_k,
+        },
+        threshold: a.threshold.map(|t| t as f32),
+        on_error: if a.on_error == OnErrorArg::Skip {
+            OnError::Skip
+        } else {
+            OnError::Fail
+        },
+        shard: a.shard.map(|mut s| {
+            s.key = match a.shard_by {
+                ShardByArg::Line => ShardKey::Line,
+                ShardByArg::Id => ShardKey::Id,
+            };
+            s
+        }),
+        done,
+        chunk_sentences: a.batch_size * 8,
+        batch_size: a.batch_size,
+        precision: a.precision,
+    };
+    let mut out: Box<dyn Write> = Box::new(std::io::stdout().lock());
+    let mut file = None;
+    if let Some(p) = &a.output {
+        let f = if a.resume && p.exists() {
+            stance::atomic::StreamFile::append(p)?
+        } else {
+            stance::atomic::StreamFile::create(p)?
+        };
+        file = Some(f);
+    }
+    let mut err_file = match &a.errors {
+        Some(p) => Some(stance::atomic::StreamFile::create(p)?),
+        None => None,
+    };
+    let mut report = StreamReport::default();
+    let pb = bar(0, "{elapsed_precise} labelled {pos} sentences");
+    let mut progress = |n: usize| pb.set_position(n as u64);
+    let sources: Vec<Option<&PathBuf>> = if a.files.is_empty() || a.files[0].as_os_str() == "-" {
+        vec![None]
+    } else {
+        a.files.iter().map(Some).collect()
+    };
+    for src in sources {
+        let (name, raw): (String, Box<dyn Read>) = match src {
+            None => ("-".into(), Box::new(std::io::stdin())),
+            Some(p) => (
+                p.display().to_string(),
+                Box::new(std::fs::File::open(p).with_context(|| format!("{}", p.display()))?),
+            ),
+        };
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, raw);
+        let sink: &mut dyn Write = match &mut file {
+            Some(f) => f,
+            None => &mut out,
+        };
+        let errs: Option<&mut dyn Write> = match &mut err_file {
+            Some(f) => Some(f),
+            None => None,
+        };
+        stance::stream::stream_jsonl(
+            &ckpt,
+            &name,
+            &mut reader,
+            sink,
+            errs,
+            &opts,
+            &mut report,
+            &mut progress,
+        )?;
+    }
+    pb.finish_and_clear();
+    if let Some(f) = file {
+        f.commit()?;
+    }
+    if let Some(f) = err_file {
+        f.commit()?;
+    }
+    eprintln!(
+        "labelled {} articles ({} sentences){}{}{}",
+        report.articles,
+        report.sentences,
+        if report.resumed > 0 {
+            format!("; {} already in the output (--resume)", report.resumed)
+        } else {
+            String::new()
+        },
+        if report.other_shards > 0 {
+            format!("; {} lines left to other shards", report.other_shards)
+        } else {
+            String::new()
+        },
+        if report.skipped > 0 {
+            format!("; {} bad lines skipped", report.skipped)
+        } else {
+            String::new()
+        },
+    );
+    if report.skipped > 0 {
+        return Err(SkippedLines(report.skipped).into());
+    }
+    Ok(())
 }
 
 /// Columns for the table: the terminal's real width when stdout is one
@@ -690,6 +975,26 @@ fn download(a: DownloadArgs) -> Result<()> {
 }
 
 fn bench(a: BenchArgs) -> Result<()> {
+    if let (BenchModeArg::Serve, Some(url)) = (a.mode, &a.url) {
+        let bytes = std::fs::read(&a.data).with_context(|| format!("{}", a.data.display()))?;
+        let articles = stance::input::parse_articles(
+            &a.data.display().to_string(),
+            &bytes,
+            InputFormat::Auto,
+        )?;
+        let body = serde_json::json!({"text": articles[0].text}).to_string();
+        let report = stance::serve::load::run(url, &body, a.clients, a.requests);
+        write_output(None, &(serde_json::to_string(&report)? + "\n"))?;
+        if report.errors > 0 {
+            bail!(
+                "{} of {} requests failed; first: {}",
+                report.errors,
+                report.requests,
+                report.first_error.unwrap_or_default()
+            );
+        }
+        return Ok(());
+    }
     let rows = stance::data::read_file(&a.data, None)?;
     let texts: Vec<String> = rows
         .into_iter()
@@ -709,6 +1014,7 @@ fn bench(a: BenchArgs) -> Result<()> {
             BenchModeArg::Infer => stance::bench::BenchMode::Infer,
             BenchModeArg::TrainFull => stance::bench::BenchMode::TrainFull,
             BenchModeArg::TrainLora => stance::bench::BenchMode::TrainLora,
+            BenchModeArg::Serve => unreachable!("clap requires --url with --mode serve"),
         },
         batch_size: a.batch_size,
         max_len: a.max_len,

@@ -25,6 +25,16 @@ pub fn keep_freed_memory() -> bool {
     }
 }
 
+/// This process's resident memory in bytes (Linux: `/proc/self/statm`);
+/// `None` elsewhere.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * page.max(1) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -34,5 +44,17 @@ mod tests {
         // A 64 MB block now comes from the heap; it must still be usable.
         let v = vec![1u8; 64 << 20];
         assert_eq!(v.iter().map(|&b| b as usize).sum::<usize>(), 64 << 20);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn resident_memory_grows_with_touched_pages() {
+        let before = super::resident_bytes().unwrap();
+        let v = vec![7u8; 32 << 20];
+        let after = super::resident_bytes().unwrap();
+        assert!(
+            v[12345] == 7 && after >= before + (24 << 20),
+            "{before} -> {after}"
+        );
     }
 }

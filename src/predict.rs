@@ -129,30 +129,95 @@ pub enum Format {
     Csv,
 }
 
-pub fn render(preds: &[Prediction], format: Format, width: usize) -> String {
+impl Prediction {
+    /// The `k` most probable labels, most probable first (ties keep the
+    /// label order).
+    pub fn top_k(&self, k: usize) -> Vec<(&str, f32)> {
+        let mut v: Vec<(&str, f32)> = self
+            .probabilities
+            .iter()
+            .map(|(l, p)| (l.as_str(), *p))
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v.truncate(k);
+        v
+    }
+
+    /// The sentence as one JSON object (the JSONL format and the server's
+    /// sentence records).
+    pub fn to_json(&self, top_k: usize) -> serde_json::Value {
+        let probs: serde_json::Map<String, serde_json::Value> = self
+            .probabilities
+            .iter()
+            .map(|(l, v)| (l.clone(), serde_json::json!(round4(*v))))
+            .collect();
+        let mut v = serde_json::json!({"article": self.article, "index": self.index, "start": self.start, "end": self.end, "text": self.text,
+            "label": self.label, "probability": round4(self.probability), "probabilities": probs, "truncated": self.truncated, "rule": self.rule});
+        if top_k > 0 {
+            v["top_k"] = self
+                .top_k(top_k)
+                .into_iter()
+                .map(|(l, p)| serde_json::json!({"label": l, "probability": round4(p)}))
+                .collect();
+        }
+        v
+    }
+}
+
+/// How `render` lays its output out.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    /// Table columns (`usize::MAX`: whole sentences).
+    pub width: usize,
+    /// Also list the K most probable labels (0: only the label).
+    pub top_k: usize,
+}
+
+pub fn render(preds: &[Prediction], format: Format, opts: RenderOptions) -> String {
+    let RenderOptions { width, top_k } = opts;
     match format {
         Format::Jsonl => preds
             .iter()
-            .map(|p| {
-                let probs: serde_json::Map<String, serde_json::Value> = p.probabilities.iter().map(|(l, v)| (l.clone(), serde_json::json!(round4(*v)))).collect();
-                serde_json::json!({"article": p.article, "index": p.index, "start": p.start, "end": p.end, "text": p.text,
-                    "label": p.label, "probability": round4(p.probability), "probabilities": probs, "truncated": p.truncated, "rule": p.rule})
-                .to_string()
-                    + "\n"
-            })
+            .map(|p| p.to_json(top_k).to_string() + "\n")
             .collect(),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            let mut header = vec!["article".to_string(), "index".into(), "start".into(), "end".into(), "label".into(), "probability".into()];
+            let mut header = vec![
+                "article".to_string(),
+                "index".into(),
+                "start".into(),
+                "end".into(),
+                "label".into(),
+                "probability".into(),
+            ];
             if let Some(p) = preds.first() {
                 header.extend(p.probabilities.iter().map(|(l, _)| format!("p_{l}")));
+            }
+            if top_k > 0 {
+                header.push("top_k".into());
             }
             header.push("truncated".into());
             header.push("text".into());
             let _ = w.write_record(&header);
             for p in preds {
-                let mut row = vec![p.article.clone(), p.index.to_string(), p.start.to_string(), p.end.to_string(), p.label.clone(), format!("{:.4}", p.probability)];
+                let mut row = vec![
+                    p.article.clone(),
+                    p.index.to_string(),
+                    p.start.to_string(),
+                    p.end.to_string(),
+                    p.label.clone(),
+                    format!("{:.4}", p.probability),
+                ];
                 row.extend(p.probabilities.iter().map(|(_, v)| format!("{v:.4}")));
+                if top_k > 0 {
+                    row.push(
+                        p.top_k(top_k)
+                            .iter()
+                            .map(|(l, v)| format!("{l}:{v:.4}"))
+                            .collect::<Vec<_>>()
+                            .join(";"),
+                    );
+                }
                 row.push(p.truncated.to_string());
                 row.push(p.text.clone());
                 let _ = w.write_record(&row);
@@ -160,7 +225,9 @@ pub fn render(preds: &[Prediction], format: Format, width: usize) -> String {
             String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
         }
         Format::Table => {
-            let text_w = width.saturating_sub(24).max(30);
+            // With --top-k, the runners-up follow the label: "context .31 allegation .08".
+            let extra = top_k.saturating_sub(1) * 16;
+            let text_w = width.saturating_sub(24 + extra).max(30);
             let mut s = String::new();
             let mut last = None;
             for p in preds {
@@ -172,9 +239,29 @@ pub fn render(preds: &[Prediction], format: Format, width: usize) -> String {
                     last = Some(&p.article);
                 }
                 // One row per sentence: line breaks inside a sentence print as spaces.
-                let flat: String = p.text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
-                let text: String = if width != usize::MAX && flat.chars().count() > text_w { flat.chars().take(text_w - 1).collect::<String>() + "…" } else { flat };
-                s += &format!("{:>3}  {:<10} {:>5.2}  {}\n", p.index + 1, p.label, p.probability, text);
+                let flat: String = p
+                    .text
+                    .chars()
+                    .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+                    .collect();
+                let text: String = if width != usize::MAX && flat.chars().count() > text_w {
+                    flat.chars().take(text_w - 1).collect::<String>() + "…"
+                } else {
+                    flat
+                };
+                let runners: String = p
+                    .top_k(top_k)
+                    .iter()
+                    .skip(1)
+                    .map(|(l, v)| format!("{l:<10} {v:>4.2} "))
+                    .collect();
+                s += &format!(
+                    "{:>3}  {:<10} {:>5.2}  {runners}{}\n",
+                    p.index + 1,
+                    p.label,
+                    p.probability,
+                    text
+                );
             }
             s
         }

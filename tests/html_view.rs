@@ -48,29 +48,8 @@ fn html_view_in_a_real_browser() {
     let Some(browser) = chromium() else { return };
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    common::tiny_base(&d.join("base"), 3);
-    common::write_jsonl(&d.join("train.jsonl"), common::TRAIN_ROWS, 4);
     let bin = env!("CARGO_BIN_EXE_stance");
-    let o = Command::new(bin)
-        .args([
-            "train",
-            "--train",
-            "train.jsonl",
-            "--base",
-            "base",
-            "--out",
-            "ckpt",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "4",
-            "--max-len",
-            "32",
-        ])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::train_tiny(bin, d);
     let article = "Mayor denies <script>document.title='pwned'</script> report\n\nThe mayor denied the report. Police accused the driver of fraud.\nThe town was founded in 1820.\n\nShares rose 4 percent on Monday & fell later.";
     std::fs::write(d.join("a.txt"), article).unwrap();
     std::fs::write(

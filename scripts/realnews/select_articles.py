@@ -8,10 +8,17 @@ sentence; it chooses articles, never labels); the rest are drawn at random
 from everything else, so plain event reports, features, sport and opinion
 stay in. Denials are the rarest act in real news, so denial words count
 three times. Prints SOURCE/PATH lines.
+
+Round 2 (`select_articles.py ROOT 2`) adds training articles: it skips every
+document already in data/real/*.jsonl, and any document that shares a
+sentence-length line with a dev or test article (so dev and test stay
+unseen), and draws a larger, more denial-dense set, since denial was the
+weakest label of the round-1 model.
 """
 import glob, os, random, re, sys
 
 ROOT = sys.argv[1] if len(sys.argv) > 1 else "../shared/realnews"
+ROUND = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 ACCUSE = re.compile(r"\b(accus\w*|alleg\w*|blam\w*|suspect\w*|charged|lawsuit\w*|sued|smear\w*)\b", re.I)
 DENY = re.compile(r"\b(denie[sd]|deny\w*|denial\w*|reject\w*|dismiss\w*|refut\w*|disput\w*|baseless|unfounded|"
                   r"false(ly)?|insist\w*|not true|nonsense|untrue|innocen\w*)\b", re.I)
@@ -31,12 +38,40 @@ def docs():
         yield "bbc", os.path.relpath(f, f"{ROOT}/bbc"), text
 
 # (cue-dense articles, random others, max sentences) per source
-PLAN = {"polnear": (110, 25, 34), "newsdiscourse": (100, 25, 32), "bbc": (110, 40, 28)}
+PLAN = {1: {"polnear": (110, 25, 34), "newsdiscourse": (100, 25, 32), "bbc": (110, 40, 28)},
+        2: {"polnear": (95, 20, 34), "newsdiscourse": (80, 20, 32), "bbc": (105, 25, 28)}}[ROUND]
+
+
+def held_out():
+    """Documents already annotated, and the normalised lines of dev/test ones."""
+    import json
+    seen, lines = set(), set()
+    for source in PLAN:
+        path = f"data/real/{source}.jsonl"
+        if not os.path.exists(path):
+            continue
+        for line in open(path, encoding="utf-8"):
+            r = json.loads(line)
+            seen.add((source, r["doc"]))
+            if r["split"] != "train":
+                lines.add((source, r["doc"]))
+    texts = set()
+    for source, doc in lines:
+        for l in re.split(r"(?<=[.!?])\s+|\n", open(f"{ROOT}/{source}/{doc}", encoding="utf-8").read()):
+            norm = " ".join(l.lower().split())
+            if len(norm) >= 30:
+                texts.add(norm)
+    return seen, texts
 
 def main():
-    rng = random.Random(2026)
+    rng = random.Random(2026 + ROUND - 1)
     by_source = {}
+    seen, held = held_out() if ROUND > 1 else (set(), set())
     for source, doc, text in docs():
+        if (source, doc) in seen:
+            continue
+        if any(" ".join(l.lower().split()) in held for l in re.split(r"(?<=[.!?])\s+|\n", text)):
+            continue
         n = max(1, len(re.findall(r"[.!?][\"'”’)]*\s+(?=[\"“‘(]?[A-Z])", text)) + text.count("\n\n"))
         cues = len(ACCUSE.findall(text)) + 3 * len(DENY.findall(text))
         by_source.setdefault(source, []).append((cues / n, n, doc))

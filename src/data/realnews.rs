@@ -47,6 +47,14 @@ pub struct StandoffSentence {
     /// and a rule settled in adjudication changed it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<String>,
+    /// Annotation round: 1 made the train/dev/test splits; later rounds
+    /// add training articles only, so dev and test stay fixed.
+    #[serde(default = "first_round")]
+    pub round: u32,
+}
+
+fn first_round() -> u32 {
+    1
 }
 
 /// The article key of a document: `source/doc` without the extension.

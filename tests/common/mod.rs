@@ -88,3 +88,32 @@ pub fn write_jsonl(path: &Path, rows: &[(&str, &str)], article_size: usize) {
     }
     std::fs::write(path, s).unwrap();
 }
+
+/// Train a tiny checkpoint at `dir/ckpt` with the `stance` binary (a tiny
+/// random base, the tiny rows, 2 epochs): the fixture the end-to-end tests
+/// of predict's outputs and the server share.
+pub fn train_tiny(bin: &str, dir: &Path) -> PathBuf {
+    tiny_base(&dir.join("base"), 3);
+    write_jsonl(&dir.join("train.jsonl"), TRAIN_ROWS, 4);
+    let o = std::process::Command::new(bin)
+        .args([
+            "train",
+            "--train",
+            "train.jsonl",
+            "--base",
+            "base",
+            "--out",
+            "ckpt",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--max-len",
+            "32",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    dir.join("ckpt")
+}
