@@ -202,7 +202,8 @@ const BLOCKS: &[&str] = &[
 /// Elements that end a line (a list item, a table row, a definition).
 const LINES: &[&str] = &["li", "tr", "dt", "dd", "caption", "br"];
 
-/// The readable text of an HTML document or fragment: entities decoded,
+/// The readable text of an HTML document or fragment: entities decoded
+/// (a no-break space becomes a plain one),
 /// whitespace inside paragraphs collapsed, one blank line between
 /// paragraphs, one line per list item, table row or `<br>`.
 pub fn html_to_text(html: &str) -> String {
@@ -307,7 +308,7 @@ It was, she said, &ldquo;false&rdquo;.</p>
 <footer>Copyright 2026</footer></body></html>"#;
         assert_eq!(
             html_to_text(html),
-            "Minister denies \"leak\"\n\nThe minister denied the report on Monday. It was, she said, \u{201c}false\u{201d}.\n\nFirst point\nSecond\u{a0}point\n\nLine one\nLine two"
+            "Minister denies \"leak\"\n\nThe minister denied the report on Monday. It was, she said, \u{201c}false\u{201d}.\n\nFirst point\nSecond point\n\nLine one\nLine two"
         );
     }
 

@@ -78,7 +78,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 1 << 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1u64 << 32)))]
     max_body: usize,
     /// Seconds a request may take before it gets 504.
-    #[arg(long, default_value_t = 60.0, value_parser = positive)]
+    #[arg(long, default_value_t = 60.0, value_parser = positive, allow_negative_numbers = true)]
     timeout: f64,
     /// Sentences per forward pass.
     #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
@@ -330,7 +330,7 @@ struct PredictArgs {
     threshold: Option<f64>,
     /// Also list the K most probable labels of each sentence with their probabilities
     /// (JSONL "top_k", a CSV column, table columns after the label; the HTML tooltip lists every label).
-    #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=64))]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=64))]
     top_k: usize,
     /// Sentences per forward pass.
     #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
@@ -747,7 +747,7 @@ fn jsonl_input(files: &[PathBuf], format: InputFormat) -> Result<bool> {
         InputFormat::Text | InputFormat::Html => return Ok(false),
         InputFormat::Auto => {}
     }
-    if files.is_empty() || files.len() == 1 && files[0].as_os_str() == "-" {
+    if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") {
         // Standard input is read whole unless it is declared JSONL: a
         // terminal or pipe cannot be peeked at without consuming it.
         return Ok(false);

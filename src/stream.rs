@@ -261,7 +261,7 @@ fn parse_line(
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let article = one_article(label, t, html, &format!("{name}:{n}"))
+    let article = one_article(label, t, html, "\"text\"")
         .map_err(|e| (id.clone(), e.to_string().replace("invalid argument: ", "")))?;
     if split_sentences(&article.text).is_empty() {
         return Err((id, "no text to label".into()));

@@ -1317,6 +1317,425 @@ fn cases() -> Vec<Case> {
             ],
             ["config.json", "vocab_size"]
         ),
+        // The server's flags (refused before the model loads or a port is taken).
+        c!(
+            "serve --addr not an address",
+            none,
+            ["serve", "--model", "ckpt", "--addr", "localhost"],
+            ["--addr"]
+        ),
+        c!(
+            "serve --addr bad port",
+            none,
+            ["serve", "--model", "ckpt", "--addr", "127.0.0.1:99999"],
+            ["--addr"]
+        ),
+        c!(
+            "serve --max-body 0",
+            none,
+            ["serve", "--model", "ckpt", "--max-body", "0"],
+            ["--max-body"]
+        ),
+        c!(
+            "serve --timeout 0",
+            none,
+            ["serve", "--model", "ckpt", "--timeout", "0"],
+            ["--timeout"]
+        ),
+        c!(
+            "serve --timeout negative",
+            none,
+            ["serve", "--model", "ckpt", "--timeout", "-1"],
+            ["--timeout"]
+        ),
+        c!(
+            "serve --timeout NaN",
+            none,
+            ["serve", "--model", "ckpt", "--timeout", "NaN"],
+            ["--timeout"]
+        ),
+        c!(
+            "serve --batch-size 0",
+            none,
+            ["serve", "--model", "ckpt", "--batch-size", "0"],
+            ["--batch-size"]
+        ),
+        c!(
+            "serve --batch-wait-ms huge",
+            none,
+            ["serve", "--model", "ckpt", "--batch-wait-ms", "5000"],
+            ["--batch-wait-ms"]
+        ),
+        c!(
+            "serve missing model",
+            none,
+            ["serve", "--model", "nomodel", "--addr", "127.0.0.1:0"],
+            ["nomodel"]
+        ),
+        c!(
+            "serve bad precision",
+            none,
+            ["serve", "--model", "ckpt", "--precision", "f8"],
+            ["--precision"]
+        ),
+        c!(
+            "serve model is a data file",
+            none,
+            ["serve", "--model", "train.jsonl", "--addr", "127.0.0.1:0"],
+            ["train.jsonl"]
+        ),
+        // Streaming predict: shards, resume, error records.
+        c!(
+            "predict --shard 0/2",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            ["predict", "--model", "ckpt", "--shard", "0/2", "in.jsonl"],
+            ["--shard", "1 <= K <= N"]
+        ),
+        c!(
+            "predict --shard 3/2",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            ["predict", "--model", "ckpt", "--shard", "3/2", "in.jsonl"],
+            ["--shard", "1 <= K <= N"]
+        ),
+        c!(
+            "predict --shard 1/0",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            ["predict", "--model", "ckpt", "--shard", "1/0", "in.jsonl"],
+            ["--shard"]
+        ),
+        c!(
+            "predict --shard words",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            ["predict", "--model", "ckpt", "--shard", "half", "in.jsonl"],
+            ["--shard", "K/N"]
+        ),
+        c!(
+            "predict --shard on text input",
+            none,
+            ["predict", "--model", "ckpt", "--shard", "1/2", "a.txt"],
+            ["--shard needs JSONL"]
+        ),
+        c!(
+            "predict --on-error skip on text input",
+            none,
+            ["predict", "--model", "ckpt", "--on-error", "skip", "a.txt"],
+            ["--on-error skip needs JSONL"]
+        ),
+        c!(
+            "predict --format articles on text input",
+            none,
+            ["predict", "--model", "ckpt", "--format", "articles", "a.txt"],
+            ["--format articles needs JSONL"]
+        ),
+        c!(
+            "predict --resume without -o",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            ["predict", "--model", "ckpt", "--format", "articles", "--resume", "in.jsonl"],
+            ["--resume needs -o"]
+        ),
+        c!(
+            "predict --resume sentence format",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            [
+                "predict",
+                "--model",
+                "ckpt",
+                "--format",
+                "jsonl",
+                "--resume",
+                "-o",
+                "out.jsonl",
+                "in.jsonl"
+            ],
+            ["--resume needs --format articles"]
+        ),
+        c!(
+            "predict --resume onto the input",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            [
+                "predict", "--model", "ckpt", "--format", "articles", "--resume", "-o", "in.jsonl",
+                "in.jsonl"
+            ],
+            ["--output", "in.jsonl"]
+        ),
+        c!(
+            "predict --errors is the input",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            [
+                "predict",
+                "--model",
+                "ckpt",
+                "--on-error",
+                "skip",
+                "--errors",
+                "in.jsonl",
+                "in.jsonl"
+            ],
+            ["--errors", "in.jsonl"]
+        ),
+        c!(
+            "predict --errors is --output",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            [
+                "predict",
+                "--model",
+                "ckpt",
+                "--on-error",
+                "skip",
+                "--errors",
+                "o.jsonl",
+                "-o",
+                "o.jsonl",
+                "in.jsonl"
+            ],
+            ["--errors", "--output"]
+        ),
+        c!(
+            "predict --errors is a directory",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            [
+                "predict",
+                "--model",
+                "ckpt",
+                "--on-error",
+                "skip",
+                "--errors",
+                "notes",
+                "in.jsonl"
+            ],
+            ["--errors", "directory"]
+        ),
+        c!(
+            "predict --on-error bogus",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            [
+                "predict",
+                "--model",
+                "ckpt",
+                "--on-error",
+                "ignore",
+                "in.jsonl"
+            ],
+            ["--on-error"]
+        ),
+        c!(
+            "predict --shard-by bogus",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"id\": 1, \"text\": \"The mayor denied it.\"}\n"
+            ),
+            [
+                "predict",
+                "--model",
+                "ckpt",
+                "--shard",
+                "1/2",
+                "--shard-by",
+                "date",
+                "in.jsonl"
+            ],
+            ["--shard-by"]
+        ),
+        c!(
+            "predict jsonl line not an object",
+            |d| write(d, "in.jsonl", b"[1, 2]\n"),
+            ["predict", "--model", "ckpt", "in.jsonl"],
+            ["in.jsonl:1", "object"]
+        ),
+        c!(
+            "predict jsonl unknown article format",
+            |d| write(d, "in.jsonl", b"{\"text\": \"x.\", \"format\": \"pdf\"}\n"),
+            ["predict", "--model", "ckpt", "in.jsonl"],
+            ["in.jsonl:1", "format"]
+        ),
+        c!(
+            "predict jsonl html article of script only",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"text\": \"<script>x()</script>\", \"format\": \"html\"}\n"
+            ),
+            ["predict", "--model", "ckpt", "in.jsonl"],
+            ["in.jsonl:1", "markup"]
+        ),
+        c!(
+            "predict jsonl bad UTF-8 on line 2",
+            |d| write(
+                d,
+                "in.jsonl",
+                b"{\"text\": \"ok.\"}\n{\"text\": \"caf\xe9\"}\n"
+            ),
+            ["predict", "--model", "ckpt", "in.jsonl"],
+            ["in.jsonl:2", "UTF-8"]
+        ),
+        c!(
+            "predict jsonl after a BOM, bad line 2",
+            |d| write(d, "in.jsonl", b"\xef\xbb\xbf{\"text\": \"ok.\"}\n{oops\n"),
+            ["predict", "--model", "ckpt", "in.jsonl"],
+            ["in.jsonl:2", "bad JSON"]
+        ),
+        c!(
+            "predict jsonl stdin twice",
+            none,
+            ["predict", "--model", "ckpt", "--jsonl", "-", "-"],
+            ["standard input"]
+        ),
+        // Input formats and output options.
+        c!(
+            "predict --input-format bogus",
+            none,
+            [
+                "predict",
+                "--model",
+                "ckpt",
+                "--input-format",
+                "pdf",
+                "a.txt"
+            ],
+            ["--input-format"]
+        ),
+        c!(
+            "predict --jsonl with --input-format",
+            none,
+            [
+                "predict",
+                "--model",
+                "ckpt",
+                "--jsonl",
+                "--input-format",
+                "text",
+                "a.txt"
+            ],
+            ["--jsonl"]
+        ),
+        c!(
+            "predict html page of script only",
+            |d| write(
+                d,
+                "page.html",
+                b"<html><script>alert(1)</script><nav>Home</nav></html>"
+            ),
+            ["predict", "--model", "ckpt", "page.html"],
+            ["page.html", "markup"]
+        ),
+        c!(
+            "predict html non-UTF-8",
+            |d| write(d, "page.html", b"<p>caf\xe9</p>"),
+            ["predict", "--model", "ckpt", "page.html"],
+            ["page.html:1", "UTF-8"]
+        ),
+        c!(
+            "predict --top-k too big",
+            none,
+            ["predict", "--model", "ckpt", "--top-k", "65", "a.txt"],
+            ["--top-k"]
+        ),
+        c!(
+            "predict --top-k negative",
+            none,
+            ["predict", "--model", "ckpt", "--top-k", "-1", "a.txt"],
+            ["--top-k"]
+        ),
+        // The load test.
+        c!(
+            "bench serve without --url",
+            none,
+            ["bench", "--mode", "serve", "--data", "a.txt"],
+            ["--url"]
+        ),
+        c!(
+            "bench serve --clients 0",
+            none,
+            [
+                "bench",
+                "--mode",
+                "serve",
+                "--url",
+                "http://127.0.0.1:9",
+                "--data",
+                "a.txt",
+                "--clients",
+                "0"
+            ],
+            ["--clients"]
+        ),
+        c!(
+            "bench serve nothing listening",
+            none,
+            [
+                "bench",
+                "--mode",
+                "serve",
+                "--url",
+                "http://127.0.0.1:9",
+                "--data",
+                "a.txt",
+                "--clients",
+                "1",
+                "--requests",
+                "2"
+            ],
+            ["2 of 2 requests failed"]
+        ),
+        c!(
+            "bench serve missing article",
+            none,
+            [
+                "bench",
+                "--mode",
+                "serve",
+                "--url",
+                "http://127.0.0.1:9",
+                "--data",
+                "nope.txt"
+            ],
+            ["nope.txt"]
+        ),
     ]
 }
 
@@ -1377,7 +1796,7 @@ fn every_adversarial_case_fails_cleanly_and_touches_no_file() {
             ));
         }
     }
-    assert!(list.len() >= 100, "{} cases", list.len());
+    assert!(list.len() >= 150, "{} cases", list.len());
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",

@@ -85,6 +85,37 @@ fn fields_pass_through_and_bad_lines_fail_or_skip() {
         assert_eq!(whole[1][k], out[1][k], "{k}");
     }
 
+    // HTML input (by extension): markup, script, style and navigation gone,
+    // entities decoded, the headline its own sentence; --top-k adds the runners-up.
+    std::fs::write(d.join("page.html"), "<html><head><style>p{}</style></head><body><nav>Home | World</nav><h1>Mayor denies report</h1><p>The mayor denied the report &amp; the claims.</p><script>x()</script></body></html>").unwrap();
+    let o = stance(
+        d,
+        &[
+            "predict",
+            "--model",
+            "ckpt",
+            "--format",
+            "jsonl",
+            "--top-k",
+            "3",
+            "page.html",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = lines(&o.stdout);
+    let texts: Vec<&str> = got.iter().map(|v| v["text"].as_str().unwrap()).collect();
+    assert_eq!(
+        texts,
+        [
+            "Mayor denies report",
+            "The mayor denied the report & the claims."
+        ]
+    );
+    let top = got[0]["top_k"].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    assert_eq!(top[0]["label"], got[0]["label"]);
+    assert!(top[0]["probability"].as_f64() >= top[1]["probability"].as_f64());
+
     // A bad line: fail (default) stops with its line, and -o is left as it was.
     let mut bad = articles(2);
     bad.insert_str(bad.find('\n').unwrap() + 1, "{\"id\": 9}\nnot json\n");

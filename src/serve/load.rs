@@ -20,7 +20,7 @@ pub struct LoadReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-    /// Server resident memory after the warm-up and after the run, MB.
+    /// Server resident memory after the (concurrent) warm-up and after the run, MB.
     pub rss_warm_mb: Option<f64>,
     pub rss_end_mb: Option<f64>,
 }
@@ -66,10 +66,15 @@ pub fn run(base: &str, body: &str, clients: usize, requests: usize) -> LoadRepor
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(120))
         .build();
-    // Warm-up: one request per client, so allocator pools and caches exist.
-    for _ in 0..clients.min(8) {
-        let _ = one(&agent, &url, body);
-    }
+    // Warm-up at full concurrency (two requests per client), so the
+    // server's batches, allocator pools and caches reach their working size
+    // before memory is first read: growth after that would be a leak.
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            let (agent, url) = (agent.clone(), url.clone());
+            s.spawn(move || (0..2).for_each(|_| drop(one(&agent, &url, body))));
+        }
+    });
     let rss_warm_mb = rss_mb(&agent, &base);
     let start = Instant::now();
     let results: Vec<Vec<Result<(Duration, usize), String>>> = std::thread::scope(|s| {

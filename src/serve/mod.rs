@@ -264,16 +264,8 @@ async fn predict(State(s): State<Shared>, req: Request) -> Response {
     }
     let timeout = s.timeout;
     with_timeout(timeout, async move {
-        let bytes = match read_body(body, s.max_body, &parts.headers).await {
-            Ok(b) => b,
-            Err(r) => return r,
-        };
-        let req = match api::parse_request(&bytes) {
-            Ok(r) => r,
-            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
-        };
-        match label(&s, &req).await {
-            Ok(preds) => {
+        match read_and_label(&s, &parts.headers, body).await {
+            Ok((req, preds)) => {
                 let articles: Vec<Value> = req
                     .ids
                     .iter()
@@ -288,20 +280,25 @@ async fn predict(State(s): State<Shared>, req: Request) -> Response {
     .await
 }
 
+/// Read a JSON body, parse it and label its articles; any failure is the
+/// response to send.
+async fn read_and_label(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(api::PredictRequest, Vec<Vec<Prediction>>), Response> {
+    let bytes = read_body(body, s.max_body, headers).await?;
+    let req = api::parse_request(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, &e))?;
+    let preds = label(s, &req).await?;
+    Ok((req, preds))
+}
+
 async fn view(State(s): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let timeout = s.timeout;
     with_timeout(timeout, async move {
-        let bytes = match read_body(body, s.max_body, &parts.headers).await {
-            Ok(b) => b,
-            Err(r) => return r,
-        };
-        let req = match api::parse_request(&bytes) {
-            Ok(r) => r,
-            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
-        };
-        match label(&s, &req).await {
-            Ok(preds) => {
+        match read_and_label(&s, &parts.headers, body).await {
+            Ok((req, preds)) => {
                 let flat: Vec<Prediction> = preds.into_iter().flatten().collect();
                 let low = req.threshold.unwrap_or(s.low);
                 let html = crate::html::render_html(&req.articles, &flat, low);
