@@ -117,34 +117,67 @@ pub fn parse_articles(name: &str, bytes: &[u8], format: InputFormat) -> Result<V
         }
         let v: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| Error::data(name, i + 1, format!("bad JSON: {e}")))?;
-        let Some(t) = v.get("text").and_then(|t| t.as_str()) else {
-            return Err(Error::data(name, i + 1, "missing string field \"text\""));
-        };
         let id = v
             .get("id")
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string())
-            })
-            .unwrap_or_else(|| format!("{name}:{}", i + 1));
-        let html = match v.get("format").and_then(|f| f.as_str()) {
-            Some("html") => true,
-            Some("text") | None => false,
-            Some(other) => {
-                return Err(Error::data(
-                    name,
-                    i + 1,
-                    format!("\"format\" must be \"text\" or \"html\", not {other:?}"),
-                ))
-            }
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!(format!("{name}:{}", i + 1)));
+        let Some(obj) = v.as_object() else {
+            return Err(Error::data(
+                name,
+                i + 1,
+                "expected a JSON object {\"id\": ..., \"text\": ...}",
+            ));
         };
-        articles.push(one_article(id, t, html, &format!("{name}:{}", i + 1))?);
+        let (article, _) = article_from_json(obj, &id).map_err(|m| Error::data(name, i + 1, m))?;
+        articles.push(article);
     }
     if articles.is_empty() {
         return Err(Error::file(name, "no articles in JSONL input"));
     }
     Ok(articles)
+}
+
+/// One article object of a JSONL line or a server request: `text`, and
+/// optionally `format` (`text`, `html` or `auto`, the default: decided by
+/// content). `id` names it. Returns the article and its sentence count, or
+/// what is wrong (the caller adds where).
+pub fn article_from_json(
+    item: &serde_json::Map<String, serde_json::Value>,
+    id: &serde_json::Value,
+) -> std::result::Result<(Article, usize), String> {
+    use serde_json::Value;
+    let Some(text) = item.get("text").and_then(Value::as_str) else {
+        return Err("missing string field \"text\"".into());
+    };
+    let format = match item.get("format") {
+        None | Some(Value::Null) => InputFormat::Auto,
+        Some(Value::String(f)) => match f.parse::<InputFormat>() {
+            Ok(InputFormat::Jsonl) | Err(_) => {
+                return Err(format!(
+                    "\"format\" must be \"text\", \"html\" or \"auto\", not {f:?}"
+                ))
+            }
+            Ok(f) => f,
+        },
+        Some(f) => return Err(format!("\"format\" must be a string, not {f}")),
+    };
+    let html = match format {
+        InputFormat::Html => true,
+        InputFormat::Auto => detect("", text) == InputFormat::Html,
+        _ => false,
+    };
+    let name = match id {
+        Value::String(s) => s.clone(),
+        Value::Null => "article".to_string(),
+        other => other.to_string(),
+    };
+    let article = one_article(name, text, html, "\"text\"")
+        .map_err(|e| e.to_string().replace("invalid argument: ", ""))?;
+    let n = crate::splitter::split_sentences(&article.text).len();
+    if n == 0 {
+        return Err("no text to label".into());
+    }
+    Ok((article, n))
 }
 
 /// One article from its text (HTML stripped when `html`); `place` names it

@@ -293,7 +293,7 @@ struct PredictArgs {
     files: Vec<PathBuf>,
     /// How to read the inputs: plain text; HTML (markup, script, style and navigation
     /// stripped, paragraphs kept, entities decoded); JSONL, one article per line
-    /// ({"id": ..., "text": ..., optional "format": "html"}); or auto: by file
+    /// ({"id": ..., "text": ..., optional "format": "text"|"html"|"auto", default auto}); or auto: by file
     /// extension (.html/.htm, .jsonl/.ndjson, .txt), else by content.
     #[arg(long, default_value = "auto", value_name = "auto|text|html|jsonl")]
     input_format: InputFormat,

@@ -17,9 +17,8 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::engine::Precision;
-use crate::input::one_article;
+use crate::input::article_from_json;
 use crate::predict::{apply_threshold, predict_articles, Article, Prediction, RenderOptions};
-use crate::splitter::split_sentences;
 use crate::{Error, Result};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -129,6 +128,7 @@ struct Pending {
     id: Value,
     fields: serde_json::Map<String, Value>,
     article: Article,
+    sentences: usize,
 }
 
 /// The ids (as JSON) of the articles complete in an earlier `--format
@@ -188,7 +188,7 @@ pub fn stream_jsonl(
             writeln!(w, "{rec}").and_then(|_| w.flush()).map_err(io)?;
             Ok(None)
         })? {
-            waiting += split_sentences(&p.article.text).len();
+            waiting += p.sentences;
             pending.push(p);
         }
         // Label when enough has gathered, or when the input has nothing more
@@ -244,28 +244,7 @@ fn parse_line(
         report.resumed += 1;
         return Ok(None);
     }
-    let Some(t) = fields.get("text").and_then(Value::as_str) else {
-        return Err((id, "missing string field \"text\"".into()));
-    };
-    let html = match fields.get("format").and_then(Value::as_str) {
-        Some("html") => true,
-        Some("text") | None => false,
-        Some(other) => {
-            return Err((
-                id,
-                format!("\"format\" must be \"text\" or \"html\", not {other:?}"),
-            ))
-        }
-    };
-    let label = match &id {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let article = one_article(label, t, html, "\"text\"")
-        .map_err(|e| (id.clone(), e.to_string().replace("invalid argument: ", "")))?;
-    if split_sentences(&article.text).is_empty() {
-        return Err((id, "no text to label".into()));
-    }
+    let (article, sentences) = article_from_json(&fields, &id).map_err(|m| (id.clone(), m))?;
     if opts.format == StreamFormat::Articles {
         fields.remove("text");
     }
@@ -273,6 +252,7 @@ fn parse_line(
         id,
         fields,
         article,
+        sentences,
     }))
 }
 

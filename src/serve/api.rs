@@ -7,9 +7,8 @@
 //! and the request may set `"threshold"` and `"top_k"` as the CLI flags do.
 //! Ids come back exactly as sent (a number stays a number).
 
-use crate::input::{detect, one_article, InputFormat};
+use crate::input::article_from_json;
 use crate::predict::{Article, Prediction};
-use crate::splitter::split_sentences;
 use serde_json::{json, Value};
 
 /// Most articles one request may carry.
@@ -112,38 +111,12 @@ pub fn parse_request(body: &[u8]) -> Result<PredictRequest, String> {
 /// One article object (`text`, optional `id` and `format`), checked to have
 /// something to label. Returns it with its sentence count.
 pub fn parse_article(id: Value, item: &Value, place: &str) -> Result<(Article, usize), String> {
-    let Some(text) = item.get("text").and_then(Value::as_str) else {
-        return Err(format!("{place}: missing string field \"text\""));
+    let Some(obj) = item.as_object() else {
+        return Err(format!(
+            "{place}: expected an object {{\"id\": ..., \"text\": ...}}"
+        ));
     };
-    let format = match item.get("format") {
-        None | Some(Value::Null) => InputFormat::Auto,
-        Some(Value::String(f)) => match f.parse::<InputFormat>() {
-            Ok(InputFormat::Jsonl) | Err(_) => {
-                return Err(format!(
-                    "{place}: \"format\" must be \"text\", \"html\" or \"auto\", not {f:?}"
-                ))
-            }
-            Ok(f) => f,
-        },
-        Some(f) => return Err(format!("{place}: \"format\" must be a string, not {f}")),
-    };
-    let html = match format {
-        InputFormat::Html => true,
-        InputFormat::Auto => detect("", text) == InputFormat::Html,
-        _ => false,
-    };
-    let name = match &id {
-        Value::String(s) => s.clone(),
-        Value::Null => "article".to_string(),
-        other => other.to_string(),
-    };
-    let article = one_article(name, text, html, place)
-        .map_err(|e| e.to_string().replace("invalid argument: ", ""))?;
-    let n = split_sentences(&article.text).len();
-    if n == 0 {
-        return Err(format!("{place}: no text to label"));
-    }
-    Ok((article, n))
+    article_from_json(obj, &id).map_err(|m| format!("{place}: {m}"))
 }
 
 /// One article of a response: its id and sentences (without the repeated
