@@ -335,7 +335,14 @@ fn load_delta(
 ) -> Result<LoadReport> {
     let from_base = model.load_weights(&base_dir.join("model.safetensors"))?;
     let delta = if dir.join(ADAPTER_CONFIG).is_file() {
-        model.add_lora(&read_adapter_config(dir)?)?;
+        // The adapter's settings come from its file, so a bad one is
+        // reported there, not as a command-line flag.
+        model
+            .add_lora(&read_adapter_config(dir)?)
+            .map_err(|e| match e {
+                Error::Invalid(m) => Error::file(dir.join(ADAPTER_CONFIG), m),
+                other => other,
+            })?;
         let path = require(dir, ADAPTER_WEIGHTS)?;
         let tensors = candle_core::safetensors::load(&path, device)
             .map_err(|e| Error::file(&path, format!("cannot read safetensors: {e}")))?;
@@ -369,11 +376,16 @@ const PEFT_PREFIX: &str = "base_model.model.";
 fn read_adapter_config(dir: &Path) -> Result<crate::model::LoraConfig> {
     let path = dir.join(ADAPTER_CONFIG);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    parse_adapter_config(&path, &text)
+}
+
+/// A PEFT `adapter_config.json` (LoRA only); errors name `path`.
+pub fn parse_adapter_config(path: &Path, text: &str) -> Result<crate::model::LoraConfig> {
     let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("bad JSON: {e}")))?;
+        serde_json::from_str(text).map_err(|e| Error::file(path, format!("bad JSON: {e}")))?;
     if v["peft_type"] != "LORA" {
         return Err(Error::file(
-            &path,
+            path,
             format!("peft_type {} is not LORA", v["peft_type"]),
         ));
     }
@@ -385,22 +397,27 @@ fn read_adapter_config(dir: &Path) -> Result<crate::model::LoraConfig> {
         serde_json::Value::String(s) => vec![s.clone()],
         _ => Vec::new(),
     };
+    if targets.is_empty() {
+        return Err(Error::file(
+            path,
+            format!(
+                "target_modules {} must name at least one module (query, key, value, dense)",
+                v["target_modules"]
+            ),
+        ));
+    }
     let r = v["r"]
         .as_u64()
         .filter(|r| (1..=4096).contains(r))
-        .ok_or_else(|| {
-            Error::file(
-                &path,
-                format!("r {} must be an integer in 1..=4096", v["r"]),
-            )
-        })? as usize;
+        .ok_or_else(|| Error::file(path, format!("r {} must be an integer in 1..=4096", v["r"])))?
+        as usize;
     let alpha = match &v["lora_alpha"] {
         serde_json::Value::Null => r as f64,
         x => x
             .as_f64()
             .filter(|a| a.is_finite() && *a > 0.0)
             .ok_or_else(|| {
-                Error::file(&path, format!("lora_alpha {x} must be a positive number"))
+                Error::file(path, format!("lora_alpha {x} must be a positive number"))
             })?,
     };
     Ok(crate::model::LoraConfig { r, alpha, targets })

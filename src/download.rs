@@ -1,13 +1,20 @@
 //! `stance download`: fetch a pretrained encoder (config.json, tokenizer,
-//! model.safetensors) from the Hugging Face Hub with the hf-hub crate,
-//! honouring `HF_HOME` (cache) and `HF_ENDPOINT` (mirror), or from the cache
-//! alone with `offline`. Files are copied into a plain model directory,
-//! atomically.
+//! model.safetensors) from the Hugging Face Hub, honouring `HF_HOME` /
+//! `HF_HUB_CACHE` (cache), `HF_ENDPOINT` (mirror) and `HF_TOKEN`, or from
+//! the cache alone with `offline`. The server is not trusted (see
+//! [`crate::hub`]): each file is verified against its hash before it is
+//! cached or used, and the weights must parse. Files are then copied into a
+//! plain model directory, atomically.
 
+use crate::hub::cache::RepoCache;
+use crate::hub::digest::Digest;
+use crate::hub::http::{Client, Opened};
+use crate::hub::names;
 use crate::{Error, Result};
-use hf_hub::api::sync::ApiBuilder;
-use hf_hub::{Cache, Repo, RepoType};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use crate::hub::names::{validate_model_id, validate_revision};
 
 #[derive(Debug, Clone)]
 pub struct DownloadConfig {
@@ -15,114 +22,43 @@ pub struct DownloadConfig {
     pub revision: String,
     pub out: PathBuf,
     pub offline: bool,
+    /// A progress bar on stderr (a terminal); otherwise one line per file.
     pub progress: bool,
     /// Replace `out` when it holds an earlier stance download.
     pub overwrite: bool,
+    /// Connect and read timeout: a server silent this long is given up on.
+    pub timeout: Duration,
 }
 
-/// A hub id is `name` or `owner/name`, each part letters, digits, `-`, `_`
-/// and `.`, not `.` or `..` alone: anything else would make a surprising
-/// default output path (`ok/` made it `models/`).
-pub fn validate_model_id(id: &str) -> Result<()> {
-    let parts: Vec<&str> = id.split('/').collect();
-    let ok_part = |p: &&str| {
-        !p.is_empty()
-            && *p != "."
-            && *p != ".."
-            && p.len() <= 96
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
-    if parts.len() > 2 || !parts.iter().all(ok_part) {
-        return Err(Error::Invalid(format!(
-            "model id {id:?}: expected NAME or OWNER/NAME (letters, digits, '-', '_', '.')"
-        )));
-    }
-    Ok(())
-}
+const MIB: u64 = 1 << 20;
 
-/// A revision is a branch, tag or commit: no `..`, no leading `/`, no
-/// characters a path could escape with.
-pub fn validate_revision(rev: &str) -> Result<()> {
-    let ok = !rev.is_empty()
-        && rev.len() <= 128
-        && !rev.starts_with('/')
-        && !rev
-            .split('/')
-            .any(|p| p.is_empty() || p == "." || p == "..")
-        && rev
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
-    if !ok {
-        return Err(Error::Invalid(format!(
-            "--revision {rev:?}: expected a branch, tag or commit name"
-        )));
-    }
-    Ok(())
-}
-
-/// Files fetched, in order; `required` ones must exist.
-const FILES: &[(&str, bool)] = &[
-    ("config.json", true),
-    ("tokenizer.json", false),
-    ("vocab.txt", false),
-    ("tokenizer_config.json", false),
-    ("special_tokens_map.json", false),
-    ("model.safetensors", true),
+/// Files fetched, in order: whether each is required, and the most bytes
+/// accepted for it (a body past the cap is cut off and refused).
+const FILES: &[(&str, bool, u64)] = &[
+    ("config.json", true, 16 * MIB),
+    ("tokenizer.json", false, 64 * MIB),
+    ("vocab.txt", false, 16 * MIB),
+    ("tokenizer_config.json", false, 16 * MIB),
+    ("special_tokens_map.json", false, 16 * MIB),
+    ("model.safetensors", true, 8 * 1024 * MIB),
 ];
 
 pub fn download(cfg: &DownloadConfig) -> Result<Vec<PathBuf>> {
     validate_model_id(&cfg.model_id)?;
     validate_revision(&cfg.revision)?;
     crate::guard::checkpoint_dir(&cfg.out, "--out", cfg.overwrite, &[])?;
-    let repo = Repo::with_revision(cfg.model_id.clone(), RepoType::Model, cfg.revision.clone());
-    let err = |message: String| Error::Download {
-        repo: format!("{}@{}", cfg.model_id, cfg.revision),
-        message,
-    };
-    let mut fetched: Vec<(String, PathBuf)> = Vec::new();
-    if cfg.offline {
-        let cache = Cache::from_env();
-        let cached = cache.repo(repo);
-        for (name, required) in FILES {
-            match cached.get(name) {
-                Some(p) => fetched.push((name.to_string(), p)),
-                None if *required => return Err(err(format!("{name} is not in the cache at {} (--offline reads only the cache; run once without --offline)", cache.path().display()))),
-                None => {}
-            }
-        }
+    let cache = RepoCache::from_env(&cfg.model_id)?;
+    let fetched = if cfg.offline {
+        from_cache(cfg, &cache)?
     } else {
-        let builder = ApiBuilder::from_env().with_progress(cfg.progress);
-        let endpoint =
-            std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
-        let api = builder.build().map_err(|e| err(e.to_string()))?;
-        let api = api.repo(repo);
-        for (name, required) in FILES {
-            match api.get(name) {
-                Ok(p) => fetched.push((name.to_string(), p)),
-                Err(e) => {
-                    let msg = e.to_string();
-                    let missing = msg.contains("404")
-                        || msg.contains("Not Found")
-                        || msg.contains("status code 404");
-                    if missing && !required {
-                        continue;
-                    }
-                    if missing {
-                        return Err(err(format!("the repository has no {name}")));
-                    }
-                    return Err(err(format!(
-                        "cannot fetch {name} from {endpoint}: {msg}. Check the network, set HF_ENDPOINT to a mirror, use --offline with a filled cache, or run scripts/fetch-base-model.sh"
-                    )));
-                }
-            }
-        }
-    }
+        from_hub(cfg, &cache)?
+    };
     if !fetched
         .iter()
         .any(|(n, _)| n == "tokenizer.json" || n == "vocab.txt")
     {
         return Err(err(
+            cfg,
             "the repository has neither tokenizer.json nor vocab.txt".into(),
         ));
     }
@@ -130,8 +66,148 @@ pub fn download(cfg: &DownloadConfig) -> Result<Vec<PathBuf>> {
     Ok(fetched.iter().map(|(n, _)| cfg.out.join(n)).collect())
 }
 
+fn err(cfg: &DownloadConfig, message: String) -> Error {
+    Error::Download {
+        repo: format!("{}@{}", cfg.model_id, cfg.revision),
+        message,
+    }
+}
+
+fn from_cache(cfg: &DownloadConfig, cache: &RepoCache) -> Result<Vec<(String, PathBuf)>> {
+    let not_cached = |name: &str| {
+        err(
+            cfg,
+            format!(
+                "{name} is not in the cache at {} (--offline reads only the cache; run once without --offline)",
+                cache.dir().display()
+            ),
+        )
+    };
+    let Some(commit) = cache.commit_of(&cfg.revision)? else {
+        return Err(not_cached("config.json"));
+    };
+    let mut fetched = Vec::new();
+    for (name, required, _) in FILES {
+        match cache.cached_file(&commit, name)? {
+            Some(p) => fetched.push((name.to_string(), p)),
+            None if *required => return Err(not_cached(name)),
+            None => {}
+        }
+    }
+    Ok(fetched)
+}
+
+fn from_hub(cfg: &DownloadConfig, cache: &RepoCache) -> Result<Vec<(String, PathBuf)>> {
+    let endpoint = std::env::var("HF_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "https://huggingface.co".into());
+    let endpoint = endpoint.trim_end_matches('/').to_string();
+    let token = std::env::var("HF_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| hf_hub::Cache::from_env().token());
+    let client = Client::new(&endpoint, token, cfg.timeout);
+    let mut commit: Option<String> = None;
+    let mut fetched = Vec::new();
+    for (name, required, cap) in FILES {
+        let url = format!(
+            "{endpoint}/{}/resolve/{}/{name}",
+            cfg.model_id,
+            names::url_revision(&cfg.revision)
+        );
+        let fail = |m: String| err(cfg, format!("{name} from {endpoint}: {m}"));
+        let (meta, body) = match client.open(&url) {
+            Ok(Opened::Found { meta, body }) => (meta, body),
+            Ok(Opened::Missing) if !required => continue,
+            Ok(Opened::Missing) => {
+                return Err(err(cfg, format!("the repository has no {name}")));
+            }
+            Err(m) if fetched.is_empty() => {
+                return Err(err(cfg, format!(
+                    "cannot fetch {name} from {endpoint}: {m}. Check the network, set HF_ENDPOINT to a mirror, use --offline with a filled cache, or run scripts/fetch-base-model.sh"
+                )));
+            }
+            Err(m) => return Err(fail(m)),
+        };
+        match &commit {
+            None => commit = Some(meta.commit.clone()),
+            Some(c) if *c != meta.commit => {
+                return Err(fail(format!(
+                    "served from commit {}, but earlier files came from {c} (the repository changed during the download; run again)",
+                    meta.commit
+                )));
+            }
+            Some(_) => {}
+        }
+        if *name == "model.safetensors" && !matches!(meta.digest, Digest::Sha256(_)) {
+            return Err(fail(format!(
+                "the server gave no sha256 (X-Linked-Etag) for the weights, only {} {}, so they cannot be verified",
+                meta.digest.kind(),
+                meta.digest.hex()
+            )));
+        }
+        if let Some(size) = meta.size.filter(|s| s > cap) {
+            return Err(fail(format!(
+                "announced as {size} bytes, over the {cap}-byte limit for this file"
+            )));
+        }
+        let blob = match cache.verified_blob(&meta.digest)? {
+            Some(blob) => {
+                drop(body);
+                eprintln!("{name}: in the cache, {} verified", meta.digest.kind());
+                blob
+            }
+            None => {
+                let mut incoming = cache.incoming()?;
+                let bar = progress_bar(cfg.progress, name, meta.size);
+                let n = client
+                    .copy_body(body, meta.size, *cap, incoming.writer(), &mut |n| {
+                        if let Some(b) = &bar {
+                            b.set_position(n)
+                        }
+                    })
+                    .map_err(&fail)?;
+                if let Some(b) = bar {
+                    b.finish_and_clear();
+                }
+                let blob = cache.store(incoming, &meta.digest).map_err(&fail)?;
+                eprintln!(
+                    "{name}: {:.1} MB, {} verified",
+                    n as f64 / 1e6,
+                    meta.digest.kind()
+                );
+                blob
+            }
+        };
+        cache.link(&meta.commit, name, &meta.digest)?;
+        fetched.push((name.to_string(), blob));
+    }
+    if let Some(c) = &commit {
+        cache.set_ref(&cfg.revision, c)?;
+    }
+    Ok(fetched)
+}
+
+fn progress_bar(on: bool, name: &str, size: Option<u64>) -> Option<indicatif::ProgressBar> {
+    if !on {
+        return None;
+    }
+    let bar = match size {
+        Some(s) => indicatif::ProgressBar::new(s),
+        None => indicatif::ProgressBar::no_length(),
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(name.to_string());
+    Some(bar)
+}
+
 /// Copy the fetched files into `out`, building tokenizer.json from vocab.txt
-/// when the repository has none.
+/// when the repository has none; the config must hold and the weights must
+/// parse as safetensors with shapes that fit it.
 fn write_model_dir(out: &Path, files: &[(String, PathBuf)]) -> Result<()> {
     crate::atomic::write_dir(out, "model download", |tmp| {
         for (name, src) in files {
@@ -145,7 +221,18 @@ fn write_model_dir(out: &Path, files: &[(String, PathBuf)]) -> Result<()> {
                     message: e.to_string(),
                 })?;
         }
-        crate::model::BertConfig::from_file(&tmp.join("config.json"))?;
+        let config_path = tmp.join("config.json");
+        let config = crate::model::BertConfig::from_file(&config_path)?;
+        let weights = tmp.join("model.safetensors");
+        let map = crate::model::map_file(&weights)?;
+        safetensors::SafeTensors::deserialize(&map[..]).map_err(|e| {
+            Error::file(
+                out.join("model.safetensors"),
+                format!("the downloaded weights are not a valid safetensors file: {e}"),
+            )
+        })?;
+        drop(map);
+        crate::model::preflight::check_against_weights(&config, &config_path, &weights)?;
         Ok(())
     })
 }

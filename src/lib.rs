@@ -20,6 +20,7 @@ pub mod eval;
 pub mod guard;
 pub mod hash_cache;
 pub mod html;
+pub mod hub;
 pub mod infer;
 pub mod input;
 pub mod labels;

@@ -78,7 +78,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 1 << 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1u64 << 32)))]
     max_body: usize,
     /// Seconds a request may take before it gets 504.
-    #[arg(long, default_value_t = 60.0, value_parser = positive, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 60.0, value_parser = seconds, allow_negative_numbers = true)]
     timeout: f64,
     /// Sentences per forward pass.
     #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
@@ -229,6 +229,14 @@ fn positive(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
+/// A time limit in seconds: more than 0, at most a day.
+fn seconds(s: &str) -> std::result::Result<f64, String> {
+    match positive(s)? {
+        v if v <= 86_400.0 => Ok(v),
+        _ => Err(format!("{s} seconds is more than a day (86400)")),
+    }
+}
+
 /// A finite number >= 0.
 fn non_negative(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
@@ -375,6 +383,9 @@ struct DownloadArgs {
     /// Replace --out when it holds an earlier stance download (nothing else is ever replaced).
     #[arg(long)]
     overwrite: bool,
+    /// Seconds to wait for a connection or for more data before giving up.
+    #[arg(long, default_value_t = 30.0, value_parser = seconds, allow_negative_numbers = true)]
+    timeout: f64,
 }
 
 #[derive(Subcommand)]
@@ -966,6 +977,7 @@ fn download(a: DownloadArgs) -> Result<()> {
         revision: a.revision,
         offline: a.offline,
         progress: std::io::stderr().is_terminal(),
+        timeout: std::time::Duration::from_secs_f64(a.timeout),
     };
     let files = stance::download::download(&cfg)?;
     for f in files {

@@ -1,68 +1,184 @@
-//! `stance download` against a local HTTP server that serves files in the
-//! Hugging Face Hub's URL layout (`/{repo}/resolve/{revision}/{file}`), via
-//! `HF_ENDPOINT`; then `--offline` from the filled cache, and the errors
-//! when the hub cannot be reached or the cache is empty.
+//! `stance download` against servers on 127.0.0.1 that speak the Hugging
+//! Face Hub's protocol (`/{repo}/resolve/{revision}/{file}`, `X-Repo-Commit`,
+//! `ETag` / `X-Linked-Etag`, a redirect to a CDN for LFS files), reached via
+//! `HF_ENDPOINT`: an honest hub, then hostile ones. Every hostile case must
+//! fail with a message naming what was wrong, without a panic, without
+//! writing outside the cache, and without keeping an unverified file.
 
 mod common;
 
-use std::collections::HashMap;
+use sha1::Digest as _;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::Path;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Serve `files` for repo `org/tiny` at revision `main` until the process ends.
-fn serve(files: HashMap<String, Vec<u8>>) -> u16 {
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+const OTHER_COMMIT: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+fn sha256(b: &[u8]) -> String {
+    hex(&sha2::Sha256::digest(b))
+}
+/// The git blob id, as `git hash-object` prints it.
+fn git_sha1(b: &[u8]) -> String {
+    let mut h = sha1::Sha1::new();
+    h.update(format!("blob {}\0", b.len()).as_bytes());
+    h.update(b);
+    hex(&h.finalize())
+}
+
+struct Req {
+    path: String,
+    authorization: Option<String>,
+}
+
+enum Reply {
+    /// A complete response, then close.
+    Raw(Vec<u8>),
+    /// Send these bytes, then hold the connection open, silent.
+    Stall(Vec<u8>),
+    /// Send this head, then zeros until the client hangs up.
+    Endless(Vec<u8>),
+}
+
+fn response(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut r = format!("HTTP/1.1 {status}\r\n");
+    for (k, v) in headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    r.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut r = r.into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+fn not_found() -> Reply {
+    Reply::Raw(response("404 Not Found", &[], b""))
+}
+
+/// Serve until the test process ends; each connection on its own thread.
+fn serve(handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let handler = Arc::new(handler);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = String::new();
-            if reader.read_line(&mut request).is_err() {
-                continue;
-            }
-            let mut range: Option<(usize, Option<usize>)> = None;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(r) = lower.strip_prefix("range: bytes=") {
-                    let (a, b) = r.trim().split_once('-').unwrap();
-                    range = Some((a.parse().unwrap(), b.parse().ok()));
-                }
-            }
-            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
-            let file = path
-                .strip_prefix("/org/tiny/resolve/main/")
-                .and_then(|f| files.get(f));
-            let response = match file {
-                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .to_vec(),
-                Some(body) => {
-                    let (start, end) = range
-                        .map(|(a, b)| (a, b.unwrap_or(body.len() - 1).min(body.len() - 1)))
-                        .unwrap_or((0, body.len() - 1));
-                    let part = &body[start..=end];
-                    let mut head = format!(
-                        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{end}/{}\r\nETag: \"etag-{}-{}\"\r\nX-Repo-Commit: 0123456789abcdef0123456789abcdef01234567\r\nConnection: close\r\n\r\n",
-                        part.len(),
-                        body.len(),
-                        path.len(),
-                        body.len()
-                    )
-                    .into_bytes();
-                    head.extend_from_slice(part);
-                    head
-                }
-            };
-            let _ = stream.write_all(&response);
+            let Ok(stream) = stream else { continue };
+            let handler = handler.clone();
+            std::thread::spawn(move || handle(stream, &*handler));
         }
     });
     port
+}
+
+fn handle(mut stream: TcpStream, handler: &dyn Fn(&Req) -> Reply) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
+    }
+    let mut authorization = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("authorization") {
+                authorization = Some(v.trim().to_string());
+            }
+        }
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+    match handler(&Req {
+        path,
+        authorization,
+    }) {
+        Reply::Raw(bytes) => {
+            let _ = stream.write_all(&bytes);
+        }
+        Reply::Stall(bytes) => {
+            let _ = stream.write_all(&bytes);
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        Reply::Endless(head) => {
+            let _ = stream.write_all(&head);
+            let zeros = vec![0u8; 1 << 16];
+            while stream.write_all(&zeros).is_ok() {}
+        }
+    }
+}
+
+/// An honest hub for `org/tiny` at `main`: small files straight back with
+/// their git blob id as ETag, weights as an LFS file (a 302 to `/cdn/<sha>`
+/// carrying X-Linked-Etag and X-Linked-Size).
+struct Hub {
+    files: HashMap<String, Vec<u8>>,
+    commit: String,
+}
+
+impl Hub {
+    fn new(files: HashMap<String, Vec<u8>>) -> Hub {
+        Hub {
+            files,
+            commit: COMMIT.into(),
+        }
+    }
+
+    fn reply(&self, req: &Req) -> Reply {
+        if let Some(sha) = req.path.strip_prefix("/cdn/") {
+            return match self.files.values().find(|b| sha256(b) == sha) {
+                Some(b) => Reply::Raw(response("200 OK", &[], b)),
+                None => not_found(),
+            };
+        }
+        let Some(name) = req.path.strip_prefix("/org/tiny/resolve/main/") else {
+            return not_found();
+        };
+        let Some(body) = self.files.get(name) else {
+            return not_found();
+        };
+        if name.ends_with(".safetensors") {
+            Reply::Raw(response(
+                "302 Found",
+                &[
+                    ("X-Repo-Commit", self.commit.clone()),
+                    ("X-Linked-Etag", format!("\"{}\"", sha256(body))),
+                    ("X-Linked-Size", body.len().to_string()),
+                    ("ETag", format!("\"{}\"", git_sha1(b"pointer"))),
+                    ("Location", format!("/cdn/{}", sha256(body))),
+                ],
+                b"",
+            ))
+        } else {
+            Reply::Raw(response(
+                "200 OK",
+                &[
+                    ("X-Repo-Commit", self.commit.clone()),
+                    ("ETag", format!("\"{}\"", git_sha1(body))),
+                ],
+                body,
+            ))
+        }
+    }
+}
+
+fn base_files(dir: &Path) -> HashMap<String, Vec<u8>> {
+    let base = common::tiny_base(dir, 4);
+    // No tokenizer.json on the server: stance must build it from vocab.txt.
+    ["config.json", "vocab.txt", "model.safetensors"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read(base.join(f)).unwrap()))
+        .collect()
 }
 
 fn stance(args: &[&str], endpoint: &str, home: &Path) -> std::process::Output {
@@ -70,21 +186,24 @@ fn stance(args: &[&str], endpoint: &str, home: &Path) -> std::process::Output {
         .args(args)
         .env("HF_ENDPOINT", endpoint)
         .env("HF_HOME", home)
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HF_TOKEN")
         .env_remove("HF_HUB_OFFLINE")
         .output()
         .unwrap()
 }
 
+fn cache_dir(home: &Path) -> PathBuf {
+    home.join("hub").join("models--org--tiny")
+}
+
 #[test]
-fn downloads_from_a_hub_layout_server_then_offline_from_cache() {
+fn downloads_from_an_honest_hub_then_offline_from_cache() {
     let t = tempfile::tempdir().unwrap();
-    let base = common::tiny_base(&t.path().join("src"), 4);
-    let mut files = HashMap::new();
-    // No tokenizer.json on the server: stance must build it from vocab.txt.
-    for f in ["config.json", "vocab.txt", "model.safetensors"] {
-        files.insert(f.to_string(), std::fs::read(base.join(f)).unwrap());
-    }
-    let port = serve(files);
+    let files = base_files(&t.path().join("src"));
+    let weights = files["model.safetensors"].clone();
+    let hub = Hub::new(files);
+    let port = serve(move |r| hub.reply(r));
     let endpoint = format!("http://127.0.0.1:{port}");
     let home = t.path().join("hf-home");
     let out = t.path().join("got");
@@ -94,6 +213,15 @@ fn downloads_from_a_hub_layout_server_then_offline_from_cache() {
         &home,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("model.safetensors:") && err.contains("sha256 verified"),
+        "{err}"
+    );
+    assert!(
+        err.contains("config.json:") && err.contains("git blob sha1 verified"),
+        "{err}"
+    );
     for f in [
         "config.json",
         "vocab.txt",
@@ -104,8 +232,28 @@ fn downloads_from_a_hub_layout_server_then_offline_from_cache() {
     }
     assert_eq!(
         std::fs::read(out.join("model.safetensors")).unwrap(),
-        std::fs::read(base.join("model.safetensors")).unwrap()
+        weights
     );
+
+    // The cache has huggingface_hub's layout, so Python tools share it.
+    let cache = cache_dir(&home);
+    assert_eq!(
+        std::fs::read_to_string(cache.join("refs/main")).unwrap(),
+        COMMIT
+    );
+    let link = cache
+        .join("snapshots")
+        .join(COMMIT)
+        .join("model.safetensors");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("../../blobs").join(sha256(&weights))
+    );
+    assert_eq!(std::fs::read(&link).unwrap(), weights);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&link).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+
     // The downloaded directory works as a training base.
     let ck = stance::checkpoint::load_base(
         &out,
@@ -119,14 +267,8 @@ fn downloads_from_a_hub_layout_server_then_offline_from_cache() {
         ck.load_report.fresh,
         vec!["classifier.weight", "classifier.bias"]
     );
-    assert_eq!(
-        ck.encoder.encode(&["the report"], None).unwrap()[0]
-            .ids
-            .len(),
-        4
-    );
 
-    // Offline: served from the HF_HOME cache, with an unreachable endpoint.
+    // Offline: served from the cache, with an unreachable endpoint.
     let out2 = t.path().join("got2");
     let o = stance(
         &[
@@ -140,7 +282,502 @@ fn downloads_from_a_hub_layout_server_then_offline_from_cache() {
         &home,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out2.join("model.safetensors").is_file());
+    assert_eq!(
+        std::fs::read(out2.join("model.safetensors")).unwrap(),
+        weights
+    );
+
+    // A truncated blob in the cache is never used: offline refuses it...
+    let blob = cache.join("blobs").join(sha256(&weights));
+    std::fs::write(&blob, &weights[..weights.len() / 2]).unwrap();
+    let out3 = t.path().join("got3");
+    let o = stance(
+        &[
+            "download",
+            "org/tiny",
+            "--offline",
+            "--out",
+            out3.to_str().unwrap(),
+        ],
+        "http://127.0.0.1:9",
+        &home,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&sha256(&weights)) && e.contains("does not match its sha256"),
+        "{e}"
+    );
+    assert!(!out3.exists());
+    // ...and online fetches it again and repairs the cache.
+    let o = stance(
+        &["download", "org/tiny", "--out", out3.to_str().unwrap()],
+        &endpoint,
+        &home,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fetching it again"));
+    assert_eq!(std::fs::read(&blob).unwrap(), weights);
+    assert_eq!(
+        std::fs::read(out3.join("model.safetensors")).unwrap(),
+        weights
+    );
+
+    // A second online run reuses the verified blobs.
+    let out4 = t.path().join("got4");
+    let o = stance(
+        &["download", "org/tiny", "--out", out4.to_str().unwrap()],
+        &endpoint,
+        &home,
+    );
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("model.safetensors: in the cache, sha256 verified"));
+}
+
+#[test]
+fn git_blob_ids_match_git() {
+    // `printf 'hello\n' | git hash-object --stdin`
+    assert_eq!(
+        git_sha1(b"hello\n"),
+        "ce013625030ba8dba906f756967f9e9ca394464a"
+    );
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("f");
+    std::fs::write(&p, b"hello\n").unwrap();
+    let d =
+        stance::hub::digest::Digest::parse("\"ce013625030ba8dba906f756967f9e9ca394464a\"").unwrap();
+    assert!(d.matches(&p).unwrap());
+    std::fs::write(&p, b"hello").unwrap();
+    assert!(!d.matches(&p).unwrap());
+}
+
+#[test]
+fn the_token_goes_to_the_hub_only_never_to_the_cdn() {
+    let t = tempfile::tempdir().unwrap();
+    let files = base_files(&t.path().join("src"));
+    // (path, Authorization) of every request.
+    type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
+    let seen: Log = Arc::default();
+    let log = seen.clone();
+    let port_cell: Arc<Mutex<u16>> = Arc::default();
+    let pc = port_cell.clone();
+    let hub = Hub::new(files);
+    let port = serve(move |r| {
+        log.lock()
+            .unwrap()
+            .push((r.path.clone(), r.authorization.clone()));
+        match hub.reply(r) {
+            // Send the CDN hop to another host name for the same server.
+            Reply::Raw(b) if r.path.ends_with(".safetensors") => {
+                let s = String::from_utf8(b).unwrap().replace(
+                    "Location: /cdn/",
+                    &format!("Location: http://localhost:{}/cdn/", pc.lock().unwrap()),
+                );
+                Reply::Raw(s.into_bytes())
+            }
+            other => other,
+        }
+    });
+    *port_cell.lock().unwrap() = port;
+    let out = t.path().join("got");
+    let o = Command::new(env!("CARGO_BIN_EXE_stance"))
+        .args(["download", "org/tiny", "--out", out.to_str().unwrap()])
+        .env("HF_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .env("HF_HOME", t.path().join("h"))
+        .env("HF_TOKEN", "hf_secret")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen = seen.lock().unwrap();
+    assert!(seen
+        .iter()
+        .filter(|(p, _)| p.starts_with("/org/"))
+        .all(|(_, a)| a.as_deref() == Some("Bearer hf_secret")));
+    let cdn: Vec<_> = seen
+        .iter()
+        .filter(|(p, _)| p.starts_with("/cdn/"))
+        .collect();
+    assert_eq!(cdn.len(), 1, "{seen:?}");
+    assert_eq!(cdn[0].1, None, "the token leaked to the CDN");
+}
+
+/// Every file under `dir` with its content, links as their targets.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    fn walk(d: &Path, m: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                m.insert(
+                    p.clone(),
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                );
+            } else if ft.is_dir() {
+                walk(&p, m);
+            } else {
+                m.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    walk(dir, &mut m);
+    m
+}
+
+type Hostile = Box<dyn Fn(&Hub, &Req) -> Option<Reply> + Send + Sync>;
+
+#[test]
+fn hostile_hubs_are_refused_and_leave_nothing_unverified() {
+    let t = tempfile::tempdir().unwrap();
+    let files = base_files(&t.path().join("src"));
+    let config = files["config.json"].clone();
+    let weights = files["model.safetensors"].clone();
+    let is = |r: &Req, f: &str| r.path == format!("/org/tiny/resolve/main/{f}");
+    // (name, extra flags, the misbehaviour, what the error must say)
+    let cases: Vec<(&str, Vec<&str>, Hostile, &str)> = vec![
+        (
+            "commit with ../",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "config.json").then(|| {
+                    Reply::Raw(response(
+                        "200 OK",
+                        &[
+                            ("X-Repo-Commit", "../../..".into()),
+                            ("ETag", "\"x\"".into()),
+                        ],
+                        b"{}",
+                    ))
+                })
+            }),
+            "X-Repo-Commit \"../../..\"",
+        ),
+        (
+            "etag with ../",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "config.json").then(|| {
+                    Reply::Raw(response(
+                        "200 OK",
+                        &[
+                            ("X-Repo-Commit", COMMIT.into()),
+                            ("ETag", "\"../../../../escape\"".into()),
+                        ],
+                        b"{}",
+                    ))
+                })
+            }),
+            "ETag \"\\\"../../../../escape\\\"\"",
+        ),
+        (
+            "linked etag with ../",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "model.safetensors").then(|| {
+                    Reply::Raw(response(
+                        "302 Found",
+                        &[
+                            ("X-Repo-Commit", COMMIT.into()),
+                            ("X-Linked-Etag", "../../blobs/x".into()),
+                            ("Location", "/cdn/x".into()),
+                        ],
+                        b"",
+                    ))
+                })
+            }),
+            "X-Linked-Etag",
+        ),
+        (
+            "no X-Repo-Commit (not a hub)",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "config.json").then(|| Reply::Raw(response("200 OK", &[], b"{}")))
+            }),
+            "sent no X-Repo-Commit",
+        ),
+        (
+            "redirect loop",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "model.safetensors").then(|| {
+                    Reply::Raw(response(
+                        "302 Found",
+                        &[
+                            ("X-Repo-Commit", COMMIT.into()),
+                            ("X-Linked-Etag", format!("\"{}\"", "ab".repeat(32))),
+                            (
+                                "Location",
+                                "/org/tiny/resolve/main/model.safetensors".into(),
+                            ),
+                        ],
+                        b"",
+                    ))
+                })
+            }),
+            "more than 5 redirects",
+        ),
+        (
+            "redirect to file://",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "config.json").then(|| {
+                    Reply::Raw(response(
+                        "302 Found",
+                        &[
+                            ("X-Repo-Commit", COMMIT.into()),
+                            ("ETag", format!("\"{}\"", git_sha1(b"{}"))),
+                            ("Location", "file:///etc/passwd".into()),
+                        ],
+                        b"",
+                    ))
+                })
+            }),
+            "only http and https",
+        ),
+        (
+            "stalled body",
+            vec!["--timeout", "1"],
+            Box::new(move |_, r| {
+                is(r, "config.json").then(|| Reply::Stall(b"HTTP/1.1 200 OK\r\nX-Repo-Commit: 0123456789abcdef0123456789abcdef01234567\r\nETag: \"0123456789abcdef0123456789abcdef01234567\"\r\nContent-Length: 1000\r\n\r\n{\"a\"".to_vec()))
+            }),
+            "sent nothing for 1 s after 4 bytes",
+        ),
+        (
+            "stalled head",
+            vec!["--timeout", "1"],
+            Box::new(move |_, r| is(r, "config.json").then(|| Reply::Stall(Vec::new()))),
+            "cannot fetch config.json",
+        ),
+        (
+            "100 GB announced, endless body",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "model.safetensors").then(|| Reply::Endless(format!("HTTP/1.1 200 OK\r\nX-Repo-Commit: {COMMIT}\r\nX-Linked-Etag: \"{}\"\r\nX-Linked-Size: 100000000000\r\nContent-Range: bytes 0-99999999999/100000000000\r\n\r\n", "ab".repeat(32)).into_bytes()))
+            }),
+            "announced as 100000000000 bytes, over the 8589934592-byte limit",
+        ),
+        (
+            "endless body, no length",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "config.json").then(|| Reply::Endless(format!("HTTP/1.1 200 OK\r\nX-Repo-Commit: {COMMIT}\r\nETag: \"{}\"\r\nConnection: close\r\n\r\n", "ab".repeat(20)).into_bytes()))
+            }),
+            "larger than the 16777216-byte limit",
+        ),
+        (
+            "truncated body",
+            vec![],
+            {
+                let c = config.clone();
+                Box::new(move |_, r| {
+                    is(r, "config.json").then(|| { let mut b = format!("HTTP/1.1 200 OK\r\nX-Repo-Commit: {COMMIT}\r\nETag: \"{}\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", git_sha1(&c), c.len()).into_bytes(); b.extend_from_slice(&c[..c.len() / 2]); Reply::Raw(b) })
+                })
+            },
+            "truncated: got",
+        ),
+        (
+            "truncated LFS blob",
+            vec![],
+            {
+                let w = weights.clone();
+                Box::new(move |_, r| {
+                    r.path.starts_with("/cdn/").then(|| {
+                        let mut b = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            w.len()
+                        )
+                        .into_bytes();
+                        b.extend_from_slice(&w[..100]);
+                        Reply::Raw(b)
+                    })
+                })
+            },
+            "truncated: got 100 of",
+        ),
+        (
+            "weights do not match their sha256",
+            vec![],
+            {
+                let w = weights.clone();
+                Box::new(move |_, r| {
+                    r.path.starts_with("/cdn/").then(|| {
+                        let mut bad = w.clone();
+                        let n = bad.len();
+                        bad[n - 1] ^= 1;
+                        Reply::Raw(response("200 OK", &[], &bad))
+                    })
+                })
+            },
+            "corrupt or tampered",
+        ),
+        (
+            "config does not match its git blob id",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "config.json").then(|| {
+                    Reply::Raw(response(
+                        "200 OK",
+                        &[
+                            ("X-Repo-Commit", COMMIT.into()),
+                            ("ETag", format!("\"{}\"", git_sha1(b"other"))),
+                        ],
+                        b"{}",
+                    ))
+                })
+            }),
+            "corrupt or tampered",
+        ),
+        (
+            "weights with a sha1 only",
+            vec![],
+            {
+                let w = weights.clone();
+                Box::new(move |_, r| {
+                    is(r, "model.safetensors").then(|| {
+                        Reply::Raw(response(
+                            "200 OK",
+                            &[
+                                ("X-Repo-Commit", COMMIT.into()),
+                                ("ETag", format!("\"{}\"", git_sha1(&w))),
+                            ],
+                            &w,
+                        ))
+                    })
+                })
+            },
+            "gave no sha256 (X-Linked-Etag)",
+        ),
+        (
+            "weights that are not safetensors",
+            vec![],
+            Box::new(move |_, r| {
+                let junk = b"\xff\xff\xff\xff\xff\xff\xff\x7fjunk".to_vec();
+                if is(r, "model.safetensors") {
+                    Some(Reply::Raw(response(
+                        "302 Found",
+                        &[
+                            ("X-Repo-Commit", COMMIT.into()),
+                            ("X-Linked-Etag", format!("\"{}\"", sha256(&junk))),
+                            ("Location", "/junk".into()),
+                        ],
+                        b"",
+                    )))
+                } else if r.path == "/junk" {
+                    Some(Reply::Raw(response("200 OK", &[], &junk)))
+                } else {
+                    None
+                }
+            }),
+            "not a valid safetensors file",
+        ),
+        (
+            "files from two commits",
+            vec![],
+            Box::new(move |hub, r| {
+                is(r, "vocab.txt").then(|| {
+                    let b = &hub.files["vocab.txt"];
+                    Reply::Raw(response(
+                        "200 OK",
+                        &[
+                            ("X-Repo-Commit", OTHER_COMMIT.into()),
+                            ("ETag", format!("\"{}\"", git_sha1(b))),
+                        ],
+                        b,
+                    ))
+                })
+            }),
+            "the repository changed during the download",
+        ),
+        (
+            "HTTP 500",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "model.safetensors")
+                    .then(|| Reply::Raw(response("500 Internal Server Error", &[], b"")))
+            }),
+            "HTTP 500",
+        ),
+        (
+            "private repository",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "config.json").then(|| Reply::Raw(response("401 Unauthorized", &[], b"")))
+            }),
+            "set HF_TOKEN",
+        ),
+        (
+            "bad X-Linked-Size",
+            vec![],
+            Box::new(move |_, r| {
+                is(r, "model.safetensors").then(|| {
+                    Reply::Raw(response(
+                        "302 Found",
+                        &[
+                            ("X-Repo-Commit", COMMIT.into()),
+                            ("X-Linked-Etag", format!("\"{}\"", "cd".repeat(32))),
+                            ("X-Linked-Size", "-5".into()),
+                            ("Location", "/cdn/x".into()),
+                        ],
+                        b"",
+                    ))
+                })
+            }),
+            "X-Linked-Size \"-5\"",
+        ),
+        (
+            "revision with ../",
+            vec!["--revision", "../../X"],
+            Box::new(|_, _| None),
+            "--revision \"../../X\"",
+        ),
+    ];
+    assert!(cases.len() >= 20);
+    for (name, flags, hostile, want) in cases {
+        let dir = tempfile::tempdir_in(t.path()).unwrap();
+        let hub = Hub::new(files.clone());
+        let port = serve(move |r| hostile(&hub, r).unwrap_or_else(|| hub.reply(r)));
+        let home = dir.path().join("hf-home");
+        let out = dir.path().join("got");
+        std::fs::write(dir.path().join("keep.txt"), b"user file").unwrap();
+        let before = tree(dir.path());
+        let mut args = vec!["download", "org/tiny", "--out", out.to_str().unwrap()];
+        args.extend(flags);
+        let started = Instant::now();
+        let o = stance(&args, &format!("http://127.0.0.1:{port}"), &home);
+        let took = started.elapsed();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(want), "{name}: wanted {want:?} in:\n{err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert!(took < Duration::from_secs(20), "{name}: took {took:?}");
+        assert!(!out.exists(), "{name}: left {out:?}");
+        // Nothing outside the cache changed; in the cache, nothing half
+        // written and no blob that does not match its name.
+        let after = tree(dir.path());
+        for (p, b) in &before {
+            assert_eq!(after.get(p), Some(b), "{name}: {p:?} changed");
+        }
+        for p in after.keys().filter(|p| !before.contains_key(*p)) {
+            assert!(
+                p.starts_with(cache_dir(&home)),
+                "{name}: wrote {p:?} outside the cache"
+            );
+            let file = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(!file.starts_with('.'), "{name}: left {p:?}");
+            if p.parent().unwrap().ends_with("blobs") {
+                let b = std::fs::read(p).unwrap();
+                assert!(
+                    file == sha256(&b) || file == git_sha1(&b),
+                    "{name}: unverified blob {p:?}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -182,12 +819,10 @@ fn unreachable_hub_and_empty_cache_are_clear_errors() {
 #[test]
 fn missing_weights_on_the_hub_is_named() {
     let t = tempfile::tempdir().unwrap();
-    let base = common::tiny_base(&t.path().join("src"), 4);
-    let mut files = HashMap::new();
-    for f in ["config.json", "tokenizer.json"] {
-        files.insert(f.to_string(), std::fs::read(base.join(f)).unwrap());
-    }
-    let port = serve(files);
+    let mut files = base_files(&t.path().join("src"));
+    files.remove("model.safetensors");
+    let hub = Hub::new(files);
+    let port = serve(move |r| hub.reply(r));
     let o = stance(
         &[
             "download",

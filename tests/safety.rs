@@ -48,6 +48,31 @@ fn template() -> &'static Path {
             ],
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // A LoRA checkpoint (PEFT layout) for the adapter cases.
+        let o = stance_in(
+            &t,
+            &[
+                "train",
+                "--train",
+                "train.jsonl",
+                "--base",
+                "base",
+                "--out",
+                "lora",
+                "--method",
+                "lora",
+                "--lora-r",
+                "2",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--max-len",
+                "32",
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(t.join("lora/adapter_config.json").is_file());
         t
     })
 }
@@ -59,6 +84,8 @@ fn stance_in(dir: &Path, args: &[&str]) -> std::process::Output {
         .env("NO_COLOR", "1")
         .env("HF_ENDPOINT", "http://127.0.0.1:9")
         .env("HF_HOME", dir.join(".hf"))
+        // stance's own cache (hash records) is outside the case directory.
+        .env("STANCE_CACHE", dir.with_extension("cache"))
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap()
@@ -124,6 +151,14 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
 
 fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let p = dir.join("ckpt/config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+fn edit_adapter(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("lora/adapter_config.json");
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
     edit(&mut v);
@@ -1234,6 +1269,40 @@ fn cases() -> Vec<Case> {
             |d| edit_config(d, |v| v["num_attention_heads"] = serde_json::json!(5)),
             ["predict", "--model", "ckpt", "a.txt"],
             ["config.json", "num_attention_heads"]
+        ),
+        c!(
+            "adapter_config targets no module",
+            |d| edit_adapter(d, |v| v["target_modules"] = serde_json::json!(["nothing"])),
+            ["predict", "--model", "lora", "a.txt"],
+            ["lora/adapter_config.json", "match no module"]
+        ),
+        c!(
+            "adapter_config with no target_modules",
+            |d| edit_adapter(d, |v| v["target_modules"] = serde_json::json!([])),
+            ["predict", "--model", "lora", "a.txt"],
+            ["lora/adapter_config.json", "target_modules"]
+        ),
+        c!(
+            "adapter_config r as a string",
+            |d| edit_adapter(d, |v| v["r"] = serde_json::json!("2")),
+            ["predict", "--model", "lora", "a.txt"],
+            ["lora/adapter_config.json", "r \"2\""]
+        ),
+        c!(
+            "adapter_config r larger than the adapter weights",
+            |d| edit_adapter(d, |v| v["r"] = serde_json::json!(3)),
+            ["predict", "--model", "lora", "a.txt"],
+            ["lora/adapter_model.safetensors", "shape"]
+        ),
+        c!(
+            "adapter weights truncated",
+            |d| {
+                let p = d.join("lora/adapter_model.safetensors");
+                let b = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+            },
+            ["predict", "--model", "lora", "a.txt"],
+            ["lora/adapter_model.safetensors"]
         ),
         c!(
             "config not json",

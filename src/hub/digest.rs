@@ -1,0 +1,88 @@
+//! The content hash a hub file is named by, and checking a file against it.
+//!
+//! The hub names an LFS file (weights) by the sha256 of its content, sent
+//! as `X-Linked-Etag`, and a regular file (config, tokenizer) by its git
+//! blob id, the sha1 of `"blob {len}\0"` followed by the content, sent as
+//! `ETag`. Both are the file's name in the cache's `blobs/`.
+
+use super::names::is_hex;
+use crate::{Error, Result};
+use std::io::Read;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Digest {
+    Sha256(String),
+    GitSha1(String),
+}
+
+impl Digest {
+    /// From an `ETag` / `X-Linked-Etag` value (`"abc…"`, `W/"abc…"`), or
+    /// from a blob's file name. Anything but 64 or 40 hex digits is refused:
+    /// this string becomes a path.
+    pub fn parse(raw: &str) -> Option<Digest> {
+        let s = raw.trim();
+        let s = s.strip_prefix("W/").unwrap_or(s);
+        let s = s.trim_matches('"').to_ascii_lowercase();
+        if is_hex(&s, 64) {
+            Some(Digest::Sha256(s))
+        } else if is_hex(&s, 40) {
+            Some(Digest::GitSha1(s))
+        } else {
+            None
+        }
+    }
+
+    /// The hex digest, which is also the blob's file name.
+    pub fn hex(&self) -> &str {
+        match self {
+            Digest::Sha256(h) | Digest::GitSha1(h) => h,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Digest::Sha256(_) => "sha256",
+            Digest::GitSha1(_) => "git blob sha1",
+        }
+    }
+
+    /// The digest of `path`'s content, of the same kind as `self`.
+    pub fn of_same_kind(&self, path: &Path) -> Result<String> {
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut feed = |update: &mut dyn FnMut(&[u8])| -> Result<()> {
+            loop {
+                let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                update(&buf[..n]);
+            }
+        };
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        Ok(match self {
+            Digest::Sha256(_) => {
+                use sha2::Digest as _;
+                let mut h = sha2::Sha256::new();
+                feed(&mut |b| h.update(b))?;
+                hex(&h.finalize())
+            }
+            Digest::GitSha1(_) => {
+                use sha1::Digest as _;
+                let mut h = sha1::Sha1::new();
+                h.update(format!("blob {len}\0").as_bytes());
+                feed(&mut |b| h.update(b))?;
+                hex(&h.finalize())
+            }
+        })
+    }
+
+    /// Whether `path` holds exactly the content this digest names.
+    pub fn matches(&self, path: &Path) -> Result<bool> {
+        Ok(self.of_same_kind(path)? == self.hex())
+    }
+}
