@@ -103,7 +103,11 @@ fn mutation(dict_len: usize) -> impl Strategy<Value = Mutation> {
 /// A position in `0..=len`, three times in four inside the first `focus`
 /// bytes (where a format's header is).
 fn at(p: usize, len: usize, focus: usize) -> usize {
-    let span = if p.is_multiple_of(4) { len } else { focus.min(len) };
+    let span = if p.is_multiple_of(4) {
+        len
+    } else {
+        focus.min(len)
+    };
     (p / 4) % (span + 1)
 }
 
