@@ -187,11 +187,6 @@ impl TextEncoder {
         Ok((encs, long))
     }
 
-    /// Token count of one sentence, special tokens included.
-    pub fn count(&self, text: &str) -> Result<usize> {
-        Ok(self.encode(&[text], None)?[0].ids.len())
-    }
-
     /// Pad `items` to their longest member and build tensors.
     pub fn batch(
         &self,

@@ -44,14 +44,6 @@ pub struct BaseRef {
     pub path: String,
 }
 
-/// Hex sha256 of a file.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::Digest;
-    let map = crate::model::map_file(path)?;
-    let h = sha2::Sha256::digest(&map[..]);
-    Ok(h.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Its sha256 must be the one the checkpoint recorded.
 fn verify_base(dir: &Path, base: &BaseRef, base_dir: &Path) -> Result<()> {
     let got = crate::hash_cache::sha256(&base_dir.join("model.safetensors"))?;

@@ -409,7 +409,7 @@ fn delta_checkpoint_loads_through_its_verified_base() {
     let base = stance::checkpoint::BaseRef {
         id: "org/tiny".into(),
         revision: "abc".into(),
-        sha256: stance::checkpoint::sha256_file(&base_dir.join("model.safetensors")).unwrap(),
+        sha256: stance::hash_cache::sha256_uncached(&base_dir.join("model.safetensors")).unwrap(),
         path: "models/base".into(),
     };
     let out = root.join("models/delta");
@@ -566,7 +566,7 @@ fn lora_trains_only_adapters_and_saves_in_peft_layout() {
     let base = stance::checkpoint::BaseRef {
         id: "org/tiny".into(),
         revision: "r1".into(),
-        sha256: stance::checkpoint::sha256_file(&root.join("models/base/model.safetensors"))
+        sha256: stance::hash_cache::sha256_uncached(&root.join("models/base/model.safetensors"))
             .unwrap(),
         path: "models/base".into(),
     };

@@ -22,10 +22,15 @@ const LABELS: &[u32] = &[1, 0, 2, 3];
 const WEIGHTS: &[f32] = &[0.5, 1.0, 2.0, 1.5];
 
 fn setup(dropout: f64) -> (tempfile::TempDir, BertClassifier, Batch) {
+    setup_act(dropout, "gelu")
+}
+
+fn setup_act(dropout: f64, act: &str) -> (tempfile::TempDir, BertClassifier, Batch) {
     let t = tempfile::tempdir().unwrap();
     common::write_tokenizer(t.path());
     let enc = TextEncoder::from_file(&t.path().join("tokenizer.json"), 64).unwrap();
     let mut config = BertConfig::tiny(common::tiny_vocab().len());
+    config.hidden_act = act.into();
     config.hidden_dropout_prob = dropout;
     config.attention_probs_dropout_prob = dropout;
     let mut model = BertClassifier::new(&config, 4, 3, &Device::Cpu).unwrap();
@@ -124,6 +129,20 @@ fn full_fine_tuning_matches_the_candle_graph() {
     let (_t, model, b) = setup(0.0);
     assert!(native::supports(&model));
     check_against_candle(&model, &b, "full");
+}
+
+#[test]
+fn tanh_gelu_and_relu_match_the_candle_graph() {
+    // Each activation the model description knows, through both executors.
+    for act in ["gelu_new", "gelu_pytorch_tanh", "relu"] {
+        let (_t, model, b) = setup_act(0.0, act);
+        assert_eq!(
+            model.spec.activation,
+            stance::model::Activation::from_hf(act).unwrap()
+        );
+        assert!(native::supports(&model));
+        check_against_candle(&model, &b, act);
+    }
 }
 
 #[test]

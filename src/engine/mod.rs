@@ -29,6 +29,7 @@ use crate::batch::Encoded;
 use crate::model::BertClassifier;
 use crate::{Error, Result};
 use rayon::prelude::*;
+use crate::model::spec::{DenseSpec, HeadKind, NormSpec};
 use simd::Activation;
 
 struct Norm {
@@ -69,16 +70,16 @@ const ROWS_PER_TASK: usize = 32;
 impl Engine {
     /// Copy (and for bf16, round and pack) the model's weights.
     pub fn new(model: &BertClassifier, precision: Precision) -> Result<Self> {
-        let c = &model.config;
-        let (h, m) = (c.hidden_size, c.intermediate_size);
+        let spec = &model.spec;
+        let h = spec.hidden;
         let p = &model.params;
         let lora_scale = model.lora().map(|l| l.alpha / l.r as f64);
         // A dense layer's weight with any LoRA adapter merged: W + s * B A.
-        let weight = |name: &str| -> Result<Vec<f32>> {
-            let mut w = p.tensor(&format!("{name}.weight"));
-            if let (Some(s), true) = (lora_scale, p.contains(&format!("{name}.lora_A.weight"))) {
-                let a = p.tensor(&format!("{name}.lora_A.weight"));
-                let b = p.tensor(&format!("{name}.lora_B.weight"));
+        let weight = |d: &DenseSpec| -> Result<Vec<f32>> {
+            let mut w = p.tensor(&d.weight());
+            if let (Some(s), true) = (lora_scale, p.contains(&d.lora_a())) {
+                let a = p.tensor(&d.lora_a());
+                let b = p.tensor(&d.lora_b());
                 w = (w + (b.matmul(&a)? * s)?)?;
             }
             Ok(w.flatten_all()?.to_vec1::<f32>()?)
@@ -86,55 +87,56 @@ impl Engine {
         let vec = |name: &str| -> Result<Vec<f32>> {
             Ok(p.tensor(name).flatten_all()?.to_vec1::<f32>()?)
         };
-        let norm = |name: &str| -> Result<Norm> {
+        let norm = |n: &NormSpec| -> Result<Norm> {
             Ok(Norm {
-                weight: vec(&format!("{name}.weight"))?,
-                bias: vec(&format!("{name}.bias"))?,
+                weight: vec(&n.weight())?,
+                bias: vec(&n.bias())?,
             })
         };
-        let dense = |name: &str, n: usize, k: usize, prec: Precision| -> Result<Dense> {
-            Ok(Dense::new(
-                weight(name)?,
-                vec(&format!("{name}.bias"))?,
-                n,
-                k,
-                prec,
-            ))
+        let dense = |d: &DenseSpec, prec: Precision| -> Result<Dense> {
+            Ok(Dense::new(weight(d)?, vec(&d.bias())?, d.out, d.inp, prec))
         };
-        let mut layers = Vec::with_capacity(c.num_hidden_layers);
-        for i in 0..c.num_hidden_layers {
-            let n = format!("bert.encoder.layer.{i}");
-            let mut qkv_w = weight(&format!("{n}.attention.self.query"))?;
-            qkv_w.extend(weight(&format!("{n}.attention.self.key"))?);
-            qkv_w.extend(weight(&format!("{n}.attention.self.value"))?);
-            let mut qkv_b = vec(&format!("{n}.attention.self.query.bias"))?;
-            qkv_b.extend(vec(&format!("{n}.attention.self.key.bias"))?);
-            qkv_b.extend(vec(&format!("{n}.attention.self.value.bias"))?);
+        let mut layers = Vec::with_capacity(spec.layers.len());
+        for l in &spec.layers {
+            // Query, key and value as one [3h, h] product.
+            let mut qkv_w = weight(&l.query)?;
+            qkv_w.extend(weight(&l.key)?);
+            qkv_w.extend(weight(&l.value)?);
+            let mut qkv_b = vec(&l.query.bias())?;
+            qkv_b.extend(vec(&l.key.bias())?);
+            qkv_b.extend(vec(&l.value.bias())?);
             layers.push(Layer {
                 qkv: Dense::new(qkv_w, qkv_b, 3 * h, h, precision),
-                attn_out: dense(&format!("{n}.attention.output.dense"), h, h, precision)?,
-                attn_norm: norm(&format!("{n}.attention.output.LayerNorm"))?,
-                intermediate: dense(&format!("{n}.intermediate.dense"), m, h, precision)?,
-                output: dense(&format!("{n}.output.dense"), h, m, precision)?,
-                out_norm: norm(&format!("{n}.output.LayerNorm"))?,
+                attn_out: dense(&l.attn_out, precision)?,
+                attn_norm: norm(&l.attn_norm)?,
+                intermediate: dense(&l.intermediate, precision)?,
+                output: dense(&l.output, precision)?,
+                out_norm: norm(&l.out_norm)?,
             });
         }
+        let e = &spec.embeddings;
+        // The head is a few thousand multiply-adds a sentence: kept in f32.
+        let (pooler, classifier) = match spec.head.kind {
+            HeadKind::Pooler => (
+                dense(&spec.head.pooler, Precision::F32)?,
+                dense(&spec.head.classifier, Precision::F32)?,
+            ),
+        };
         Ok(Engine {
             hidden: h,
-            heads: c.num_attention_heads,
-            eps: c.layer_norm_eps as f32,
-            act: Activation::from_hf(&c.hidden_act),
-            max_positions: c.max_position_embeddings,
-            type_vocab: c.type_vocab_size,
-            vocab: c.vocab_size,
-            word: vec("bert.embeddings.word_embeddings.weight")?,
-            position: vec("bert.embeddings.position_embeddings.weight")?,
-            token_type: vec("bert.embeddings.token_type_embeddings.weight")?,
-            embed_norm: norm("bert.embeddings.LayerNorm")?,
+            heads: spec.heads,
+            eps: spec.eps as f32,
+            act: spec.activation,
+            max_positions: spec.max_positions,
+            type_vocab: spec.type_vocab,
+            vocab: spec.vocab,
+            word: vec(&e.word)?,
+            position: vec(&e.position)?,
+            token_type: vec(&e.token_type)?,
+            embed_norm: norm(&e.norm)?,
             layers,
-            // The head is a few thousand multiply-adds a sentence: kept in f32.
-            pooler: dense("bert.pooler.dense", h, h, Precision::F32)?,
-            classifier: dense("classifier", model.num_labels(), h, Precision::F32)?,
+            pooler,
+            classifier,
             precision,
         })
     }

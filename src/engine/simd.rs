@@ -158,23 +158,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// The hidden layer's activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    GeluErf,
-    GeluTanh,
-    Relu,
-}
-
-impl Activation {
-    pub fn from_hf(name: &str) -> Self {
-        match name {
-            "gelu" => Activation::GeluErf,
-            "relu" => Activation::Relu,
-            _ => Activation::GeluTanh,
-        }
-    }
-}
+pub use crate::model::Activation;
 
 simd_fn! {
     /// `x <- act(x + bias)` for every row of `x` (rows of `bias.len()`).

@@ -8,6 +8,7 @@
 //! not cover.
 
 use super::linear::Linear;
+use super::spec::{Activation, DenseSpec, HeadKind, ModelSpec, NormSpec, TensorKind};
 use super::{BertConfig, Dropout, Init, LayerNorm, ParamStore};
 use crate::rng::Rng;
 use crate::Result;
@@ -34,6 +35,8 @@ struct Layer {
 
 pub struct BertClassifier {
     pub config: BertConfig,
+    /// The typed description every executor reads.
+    pub spec: ModelSpec,
     pub params: ParamStore,
     num_labels: usize,
     embeddings: Embeddings,
@@ -50,68 +53,37 @@ pub struct BertClassifier {
     lora: Option<LoraConfig>,
 }
 
-fn add_linear(p: &mut ParamStore, name: &str, out: usize, inp: usize, std: f32) -> Result<()> {
-    p.add(&format!("{name}.weight"), &[out, inp], Init::Normal(std))?;
-    p.add(&format!("{name}.bias"), &[out], Init::Zeros)?;
-    Ok(())
-}
-
-fn add_norm(p: &mut ParamStore, name: &str, h: usize) -> Result<()> {
-    p.add(&format!("{name}.weight"), &[h], Init::Ones)?;
-    p.add(&format!("{name}.bias"), &[h], Init::Zeros)?;
-    Ok(())
-}
-
 /// The model's modules, wired to the store's tensors (frozen ones detached).
-fn modules(
-    p: &ParamStore,
-    c: &BertConfig,
-    lora_scale: f64,
-) -> (Embeddings, Vec<Layer>, Linear, Linear) {
-    let eps = c.layer_norm_eps;
+fn modules(p: &ParamStore, spec: &ModelSpec, lora_scale: f64) -> (Embeddings, Vec<Layer>, Linear, Linear) {
+    let eps = spec.eps;
+    let e = &spec.embeddings;
     let embeddings = Embeddings {
-        word: p.tensor("bert.embeddings.word_embeddings.weight"),
-        position: p.tensor("bert.embeddings.position_embeddings.weight"),
-        token_type: p.tensor("bert.embeddings.token_type_embeddings.weight"),
-        norm: built_norm(p, "bert.embeddings.LayerNorm", eps),
+        word: p.tensor(&e.word),
+        position: p.tensor(&e.position),
+        token_type: p.tensor(&e.token_type),
+        norm: built_norm(p, &e.norm, eps),
     };
-    let layers = (0..c.num_hidden_layers)
-        .map(|i| {
-            let names = layer_linears(c, i);
-            let n = format!("bert.encoder.layer.{i}");
-            Layer {
-                query: built_linear(p, &names[0].0, lora_scale),
-                key: built_linear(p, &names[1].0, lora_scale),
-                value: built_linear(p, &names[2].0, lora_scale),
-                attn_out: built_linear(p, &names[3].0, lora_scale),
-                attn_norm: built_norm(p, &format!("{n}.attention.output.LayerNorm"), eps),
-                intermediate: built_linear(p, &names[4].0, lora_scale),
-                output: built_linear(p, &names[5].0, lora_scale),
-                out_norm: built_norm(p, &format!("{n}.output.LayerNorm"), eps),
-            }
+    let layers = spec
+        .layers
+        .iter()
+        .map(|l| Layer {
+            query: built_linear(p, &l.query, lora_scale),
+            key: built_linear(p, &l.key, lora_scale),
+            value: built_linear(p, &l.value, lora_scale),
+            attn_out: built_linear(p, &l.attn_out, lora_scale),
+            attn_norm: built_norm(p, &l.attn_norm, eps),
+            intermediate: built_linear(p, &l.intermediate, lora_scale),
+            output: built_linear(p, &l.output, lora_scale),
+            out_norm: built_norm(p, &l.out_norm, eps),
         })
         .collect();
-    (
-        embeddings,
-        layers,
-        built_linear(p, "bert.pooler.dense", lora_scale),
-        built_linear(p, "classifier", lora_scale),
-    )
-}
-
-/// The names of the dense layers of encoder layer `i`, with their shapes
-/// `(out, in)`, in the order modules are built.
-pub(crate) fn layer_linears(c: &BertConfig, i: usize) -> Vec<(String, usize, usize)> {
-    let (h, m) = (c.hidden_size, c.intermediate_size);
-    let n = format!("bert.encoder.layer.{i}");
-    vec![
-        (format!("{n}.attention.self.query"), h, h),
-        (format!("{n}.attention.self.key"), h, h),
-        (format!("{n}.attention.self.value"), h, h),
-        (format!("{n}.attention.output.dense"), h, h),
-        (format!("{n}.intermediate.dense"), m, h),
-        (format!("{n}.output.dense"), h, m),
-    ]
+    let (pooler, classifier) = match spec.head.kind {
+        HeadKind::Pooler => (
+            built_linear(p, &spec.head.pooler, lora_scale),
+            built_linear(p, &spec.head.classifier, lora_scale),
+        ),
+    };
+    (embeddings, layers, pooler, classifier)
 }
 
 /// LoRA settings (PEFT's `r`, `lora_alpha`, `target_modules`).
@@ -131,27 +103,20 @@ impl LoraConfig {
     }
 }
 
-fn built_linear(p: &ParamStore, name: &str, lora_scale: f64) -> Linear {
-    let mut l = Linear::new(
-        p.tensor(&format!("{name}.weight")),
-        p.tensor(&format!("{name}.bias")),
-    );
-    if p.contains(&format!("{name}.lora_A.weight")) {
+fn built_linear(p: &ParamStore, d: &DenseSpec, lora_scale: f64) -> Linear {
+    let mut l = Linear::new(p.tensor(&d.weight()), p.tensor(&d.bias()));
+    if p.contains(&d.lora_a()) {
         l.lora = Some(super::linear::Lora {
-            a: p.tensor(&format!("{name}.lora_A.weight")),
-            b: p.tensor(&format!("{name}.lora_B.weight")),
+            a: p.tensor(&d.lora_a()),
+            b: p.tensor(&d.lora_b()),
             scale: lora_scale,
         });
     }
     l
 }
 
-fn built_norm(p: &ParamStore, name: &str, eps: f64) -> LayerNorm {
-    LayerNorm::new(
-        p.tensor(&format!("{name}.weight")),
-        p.tensor(&format!("{name}.bias")),
-        eps,
-    )
+fn built_norm(p: &ParamStore, n: &NormSpec, eps: f64) -> LayerNorm {
+    LayerNorm::new(p.tensor(&n.weight()), p.tensor(&n.bias()), eps)
 }
 
 impl BertClassifier {
@@ -188,45 +153,24 @@ impl BertClassifier {
             .get("initializer_range")
             .and_then(|v| v.as_f64())
             .unwrap_or(0.02) as f32;
-        let h = c.hidden_size;
+        let spec = ModelSpec::new(c, num_labels).map_err(crate::Error::Invalid)?;
         let mut rng = Rng::new(seed);
         let mut p = ParamStore::new(rng.next_u64(), device.clone());
         if defer {
             p.defer_random_init();
         }
-        p.add(
-            "bert.embeddings.word_embeddings.weight",
-            &[c.vocab_size, h],
-            Init::Normal(std),
-        )?;
-        p.add(
-            "bert.embeddings.position_embeddings.weight",
-            &[c.max_position_embeddings, h],
-            Init::Normal(std),
-        )?;
-        p.add(
-            "bert.embeddings.token_type_embeddings.weight",
-            &[c.type_vocab_size, h],
-            Init::Normal(std),
-        )?;
-        add_norm(&mut p, "bert.embeddings.LayerNorm", h)?;
-        for i in 0..c.num_hidden_layers {
-            let n = format!("bert.encoder.layer.{i}");
-            let dense = layer_linears(c, i);
-            for (name, out, inp) in &dense[..4] {
-                add_linear(&mut p, name, *out, *inp, std)?;
-            }
-            add_norm(&mut p, &format!("{n}.attention.output.LayerNorm"), h)?;
-            for (name, out, inp) in &dense[4..] {
-                add_linear(&mut p, name, *out, *inp, std)?;
-            }
-            add_norm(&mut p, &format!("{n}.output.LayerNorm"), h)?;
+        for (name, shape, kind) in spec.tensors() {
+            let init = match kind {
+                TensorKind::Weight => Init::Normal(std),
+                TensorKind::Bias => Init::Zeros,
+                TensorKind::Scale => Init::Ones,
+            };
+            p.add(&name, &shape, init)?;
         }
-        add_linear(&mut p, "bert.pooler.dense", h, h, std)?;
-        add_linear(&mut p, "classifier", num_labels, h, std)?;
-        let (embeddings, layers, pooler, classifier) = modules(&p, c, 1.0);
+        let (embeddings, layers, pooler, classifier) = modules(&p, &spec, 1.0);
         Ok(BertClassifier {
             config: config.clone(),
+            spec,
             params: p,
             num_labels,
             embeddings,
@@ -246,13 +190,12 @@ impl BertClassifier {
     /// are used detached and new adapter tensors are wired in.
     fn rebuild(&mut self) {
         let p = &self.params;
-        let c = &self.config;
         let scale = self
             .lora
             .as_ref()
             .map(|l| l.alpha / l.r as f64)
             .unwrap_or(1.0);
-        (self.embeddings, self.layers, self.pooler, self.classifier) = modules(p, c, scale);
+        (self.embeddings, self.layers, self.pooler, self.classifier) = modules(p, &self.spec, scale);
     }
 
     /// Add LoRA adapters to the targeted dense layers of every encoder layer
@@ -267,19 +210,15 @@ impl BertClassifier {
             ));
         }
         let mut hit = 0;
-        for i in 0..self.config.num_hidden_layers {
-            for (name, out, inp) in layer_linears(&self.config, i) {
-                if cfg.targets_module(&name) {
+        for l in &self.spec.layers {
+            for d in l.denses() {
+                if cfg.targets_module(&d.name) {
                     self.params.add(
-                        &format!("{name}.lora_A.weight"),
-                        &[cfg.r, inp],
-                        Init::Uniform(1.0 / (inp as f32).sqrt()),
+                        &d.lora_a(),
+                        &[cfg.r, d.inp],
+                        Init::Uniform(1.0 / (d.inp as f32).sqrt()),
                     )?;
-                    self.params.add(
-                        &format!("{name}.lora_B.weight"),
-                        &[out, cfg.r],
-                        Init::Zeros,
-                    )?;
+                    self.params.add(&d.lora_b(), &[d.out, cfg.r], Init::Zeros)?;
                     hit += 1;
                 }
             }
@@ -314,18 +253,20 @@ impl BertClassifier {
     /// (`None`: everything). The frozen bottom runs as at inference and its
     /// output is detached, so backward stops there and costs nothing.
     pub fn set_trainable_layers(&mut self, k: Option<usize>) {
-        let n = self.config.num_hidden_layers;
+        let n = self.spec.layers.len();
         self.frozen_layers = k.map(|k| n.saturating_sub(k));
         let frozen = self.frozen_layers;
+        let spec = &self.spec;
+        let in_layer = |name: &str, l: &super::spec::LayerSpec| {
+            name.strip_prefix(&l.prefix)
+                .is_some_and(|rest| rest.starts_with('.'))
+        };
+        let embeddings = format!("{}embeddings.", spec.prefix_dot());
         self.params.set_trainable(|name| match frozen {
             None => true,
-            Some(f) => match name.strip_prefix("bert.encoder.layer.") {
-                Some(rest) => rest
-                    .split('.')
-                    .next()
-                    .and_then(|i| i.parse::<usize>().ok())
-                    .is_some_and(|i| i >= f),
-                None => !name.starts_with("bert.embeddings."),
+            Some(f) => match spec.layers.iter().position(|l| in_layer(name, l)) {
+                Some(i) => i >= f,
+                None => !name.starts_with(&embeddings),
             },
         });
         self.rebuild();
@@ -450,11 +391,11 @@ impl BertClassifier {
     }
 
     fn activation(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        match self.config.hidden_act.as_str() {
-            "gelu" if train => super::ops::gelu_erf(x),
-            "gelu" => x.gelu_erf(),
-            "relu" => x.relu(),
-            _ => x.gelu(), // gelu_new / gelu_pytorch_tanh: the tanh approximation
+        match self.spec.activation {
+            Activation::GeluErf if train => super::ops::gelu_erf(x),
+            Activation::GeluErf => x.gelu_erf(),
+            Activation::Relu => x.relu(),
+            Activation::GeluTanh => x.gelu(),
         }
     }
 }

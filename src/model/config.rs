@@ -71,10 +71,7 @@ impl BertConfig {
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if !matches!(
-            self.hidden_act.as_str(),
-            "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu"
-        ) {
+        if super::spec::Activation::from_hf(&self.hidden_act).is_none() {
             return Err(format!("unsupported hidden_act {:?}", self.hidden_act));
         }
         match self
@@ -85,11 +82,7 @@ impl BertConfig {
             None | Some("absolute") => {}
             Some(other) => return Err(format!("unsupported position_embedding_type {other:?}")),
         }
-        if let Some(mt) = self.extra.get("model_type").and_then(|v| v.as_str()) {
-            if mt != "bert" {
-                return Err(format!("model_type {mt:?} is not a BERT-family encoder"));
-            }
-        }
+        super::spec::Family::from_config(self)?;
         Ok(())
     }
 

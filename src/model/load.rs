@@ -37,9 +37,12 @@ impl LoadReport {
     }
 }
 
-fn candidates(name: &str) -> Vec<String> {
+/// The names a tensor may have in a file: as in a task checkpoint, without
+/// the encoder prefix (a bare encoder such as sentence-transformers'), and
+/// with TF-era `gamma`/`beta` for layer norms.
+fn candidates(name: &str, prefix_dot: &str) -> Vec<String> {
     let mut v = vec![name.to_string()];
-    if let Some(rest) = name.strip_prefix("bert.") {
+    if let Some(rest) = name.strip_prefix(prefix_dot) {
         v.push(rest.to_string());
     }
     for c in v.clone() {
@@ -200,8 +203,9 @@ impl BertClassifier {
         let mut report = LoadReport::default();
         let mut used = std::collections::HashSet::new();
         let names: Vec<String> = self.params.names().to_vec();
+        let prefix_dot = self.spec.prefix_dot();
         for name in names {
-            let Some((key, shape)) = candidates(&name)
+            let Some((key, shape)) = candidates(&name, &prefix_dot)
                 .into_iter()
                 .find_map(|k| source.shape(&k).map(|s| (k, s)))
             else {

@@ -10,8 +10,8 @@ mod load;
 pub mod ops;
 mod params;
 pub mod preflight;
+pub mod spec;
 
-pub(crate) use bert::layer_linears;
 pub use bert::{BertClassifier, LoraConfig};
 pub use config::BertConfig;
 pub use dropout::Dropout;
@@ -20,3 +20,4 @@ pub use linear::{Linear, Lora};
 pub(crate) use load::map_file;
 pub use load::LoadReport;
 pub use params::{Init, ParamStore};
+pub use spec::{Activation, ModelSpec};

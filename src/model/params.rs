@@ -180,9 +180,4 @@ impl ParamStore {
         }
         Ok(m)
     }
-
-    /// Total number of scalar parameters.
-    pub fn count(&self) -> usize {
-        self.vars.values().map(|v| v.elem_count()).sum()
-    }
 }

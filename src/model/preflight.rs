@@ -83,8 +83,11 @@ pub fn check_against_weights(cfg: &BertConfig, config_path: &Path, weights: &Pat
     let (_, meta) = safetensors::SafeTensors::read_metadata(&map[..])
         .map_err(|e| Error::file(weights, format!("not a safetensors file: {e}")))?;
     let tensors = meta.tensors();
+    let prefix = super::spec::Family::from_config(cfg)
+        .map_err(|m| Error::file(config_path, m))?
+        .prefix();
     let shape = |name: &str| -> Option<Vec<usize>> {
-        [name.to_string(), format!("bert.{name}")]
+        [name.to_string(), format!("{prefix}.{name}")]
             .iter()
             .find_map(|n| tensors.get(n).map(|t| t.shape.clone()))
     };
@@ -133,7 +136,7 @@ pub fn check_against_weights(cfg: &BertConfig, config_path: &Path, weights: &Pat
     let mut layers: Vec<usize> = tensors
         .keys()
         .filter_map(|k| {
-            k.trim_start_matches("bert.")
+            k.trim_start_matches(&format!("{prefix}."))
                 .strip_prefix("encoder.layer.")?
                 .split('.')
                 .next()?

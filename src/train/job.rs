@@ -230,7 +230,7 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
         Some(d) => Some(crate::checkpoint::BaseRef {
             id: d.id.clone(),
             revision: d.revision.clone(),
-            sha256: crate::checkpoint::sha256_file(&job.base.join("model.safetensors"))?,
+            sha256: crate::hash_cache::sha256_uncached(&job.base.join("model.safetensors"))?,
             path: job.base.display().to_string(),
         }),
     };

@@ -23,7 +23,8 @@ mod linear;
 use crate::batch::Packed;
 use crate::engine::attention::Packing;
 use crate::engine::simd::{self, Activation};
-use crate::model::{layer_linears, BertClassifier};
+use crate::model::spec::ModelSpec;
+use crate::model::BertClassifier;
 use crate::{Error, Result};
 use attention::Dims;
 use candle_core::backprop::GradStore;
@@ -33,15 +34,13 @@ use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// Whether the native step can train this model (the trainer falls back to
-/// the candle graph otherwise): exact GELU or ReLU, on the CPU, and
-/// `STANCE_NO_NATIVE_TRAINING` unset (set it to train through the graph).
+/// the candle graph otherwise): on the CPU, and `STANCE_NO_NATIVE_TRAINING`
+/// unset (set it to train through the graph).
 pub fn supports(model: &BertClassifier) -> bool {
-    std::env::var_os("STANCE_NO_NATIVE_TRAINING").is_none()
-        && matches!(
-            Activation::from_hf(&model.config.hidden_act),
-            Activation::GeluErf | Activation::Relu
-        )
-        && model.device().is_cpu()
+    // Read once: this is asked on every training step.
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let off = *OFF.get_or_init(|| std::env::var_os("STANCE_NO_NATIVE_TRAINING").is_some());
+    !off && model.device().is_cpu()
 }
 
 /// What one step computed.
@@ -314,9 +313,20 @@ fn activate(u: &[f32], act: Activation) -> Vec<f32> {
         .zip(u.par_chunks(16384))
         .for_each(|(g, u)| match act {
             Activation::Relu => g.iter_mut().zip(u).for_each(|(g, u)| *g = u.max(0.0)),
-            _ => crate::model::ops::gelu::forward(u, g),
+            Activation::GeluErf => crate::model::ops::gelu::forward(u, g),
+            Activation::GeluTanh => g
+                .iter_mut()
+                .zip(u)
+                .for_each(|(g, u)| *g = simd::gelu_tanh(*u)),
         });
     g
+}
+
+/// d/dx of `0.5 x (1 + tanh(c (x + 0.044715 x^3)))`.
+fn gelu_tanh_grad(x: f32) -> f32 {
+    const C: f32 = 0.797_884_56; // sqrt(2 / pi)
+    let th = (C * (x + 0.044_715 * x * x * x)).tanh();
+    0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * C * (1.0 + 3.0 * 0.044_715 * x * x)
 }
 
 fn activate_backward(u: &[f32], dg: &[f32], act: Activation) -> Vec<f32> {
@@ -328,7 +338,11 @@ fn activate_backward(u: &[f32], dg: &[f32], act: Activation) -> Vec<f32> {
                 .iter_mut()
                 .zip(u.iter().zip(g))
                 .for_each(|(d, (u, g))| *d = if *u > 0.0 { *g } else { 0.0 }),
-            _ => crate::model::ops::gelu::backward(u, g, d),
+            Activation::GeluErf => crate::model::ops::gelu::backward(u, g, d),
+            Activation::GeluTanh => d
+                .iter_mut()
+                .zip(u.iter().zip(g))
+                .for_each(|(d, (u, g))| *d = g * gelu_tanh_grad(*u)),
         });
     du
 }
@@ -374,17 +388,20 @@ struct Reach {
 }
 
 fn reach(model: &BertClassifier) -> Reach {
-    let n = model.config.num_hidden_layers;
+    let spec = &model.spec;
+    let n = spec.layers.len();
     let p = &model.params;
+    let emb = format!("{}embeddings.", spec.prefix_dot());
     let embeddings = p
         .names()
         .iter()
-        .any(|name| name.starts_with("bert.embeddings.") && p.is_trainable(name));
+        .any(|name| name.starts_with(&emb) && p.is_trainable(name));
     let lowest_layer = (0..n)
-        .find(|i| {
-            p.names().iter().any(|name| {
-                name.starts_with(&format!("bert.encoder.layer.{i}.")) && p.is_trainable(name)
-            })
+        .find(|&i| {
+            let layer = format!("{}.", spec.layers[i].prefix);
+            p.names()
+                .iter()
+                .any(|name| name.starts_with(&layer) && p.is_trainable(name))
         })
         .unwrap_or(n);
     Reach {
@@ -435,7 +452,8 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
     }
     let frozen = model.frozen_layers().unwrap_or(0);
     let reach = reach(model);
-    let act = Activation::from_hf(&c.hidden_act);
+    let spec: &ModelSpec = &model.spec;
+    let act = spec.activation;
     let mask = |p: f64, train: bool| {
         Mask::new(
             p,
@@ -449,11 +467,8 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
     };
 
     // Embeddings: word + token type + position, layer norm, dropout.
-    let (word, typ, pos) = (
-        wts.get("bert.embeddings.word_embeddings.weight"),
-        wts.get("bert.embeddings.token_type_embeddings.weight"),
-        wts.get("bert.embeddings.position_embeddings.weight"),
-    );
+    let e = &spec.embeddings;
+    let (word, typ, pos) = (wts.get(&e.word), wts.get(&e.token_type), wts.get(&e.position));
     let mut emb = vec![0f32; rows * h];
     for s in 0..packing.sentences() {
         for (p, r) in (packing.starts[s]..packing.starts[s + 1]).enumerate() {
@@ -467,12 +482,7 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         }
     }
     let mut x = emb.clone();
-    layer_norm(
-        &mut x,
-        wts.get("bert.embeddings.LayerNorm.weight"),
-        wts.get("bert.embeddings.LayerNorm.bias"),
-        eps,
-    );
+    layer_norm(&mut x, wts.get(&e.norm.weight()), wts.get(&e.norm.bias()), eps);
     let emb_mask = mask(c.hidden_dropout_prob, model.frozen_layers().is_none());
     emb_mask.apply(&mut x);
 
@@ -482,13 +492,9 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         rows,
     };
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
-    for i in 0..c.num_hidden_layers {
+    for (i, l) in spec.layers.iter().enumerate() {
         let train = i >= frozen;
-        let n = format!("bert.encoder.layer.{i}");
-        let d: Vec<Dense> = layer_linears(c, i)
-            .iter()
-            .map(|(name, out, inp)| Dense::new(wts, name, *out, *inp))
-            .collect();
+        let d = l.denses().map(|s| Dense::new(wts, &s.name, s.out, s.inp));
         let (q, zq) = d[0].forward(&x, rows);
         let (k, zk) = d[1].forward(&x, rows);
         let (v, zv) = d[2].forward(&x, rows);
@@ -502,8 +508,8 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         let mut h1 = r1.clone();
         layer_norm(
             &mut h1,
-            wts.get(&format!("{n}.attention.output.LayerNorm.weight")),
-            wts.get(&format!("{n}.attention.output.LayerNorm.bias")),
+            wts.get(&l.attn_norm.weight()),
+            wts.get(&l.attn_norm.bias()),
             eps,
         );
         let (u, zi) = d[4].forward(&h1, rows);
@@ -515,8 +521,8 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         let mut out = r2.clone();
         layer_norm(
             &mut out,
-            wts.get(&format!("{n}.output.LayerNorm.weight")),
-            wts.get(&format!("{n}.output.LayerNorm.bias")),
+            wts.get(&l.out_norm.weight()),
+            wts.get(&l.out_norm.bias()),
             eps,
         );
         debug_assert_eq!(u.len(), rows * inter);
@@ -548,12 +554,13 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         let r = packing.starts[s];
         cls[s * h..(s + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
     }
-    let (mut pooled, _) = Dense::new(wts, "bert.pooler.dense", h, h).forward(&cls, b);
+    let hd = &spec.head;
+    let (mut pooled, _) = Dense::new(wts, &hd.pooler.name, h, h).forward(&cls, b);
     pooled.iter_mut().for_each(|v| *v = v.tanh());
     let mut dropped = pooled.clone();
     let cls_mask = mask(c.classifier_dropout.unwrap_or(c.hidden_dropout_prob), true);
     cls_mask.apply(&mut dropped);
-    let (logits, _) = Dense::new(wts, "classifier", model.num_labels(), h).forward(&dropped, b);
+    let (logits, _) = Dense::new(wts, &hd.classifier.name, hd.classifier.out, h).forward(&dropped, b);
     Ok(Forward {
         packing,
         emb,
@@ -609,11 +616,13 @@ fn backward(
     let rows = batch.ids.len();
     let b = fwd.packing.sentences();
     let reach = reach(model);
-    let act = Activation::from_hf(&c.hidden_act);
+    let spec: &ModelSpec = &model.spec;
+    let act = spec.activation;
+    let hd = &spec.head;
 
     // Classifier, dropout, tanh, pooler, back to the first tokens.
     let mut dpooled = vec![0f32; b * h];
-    Dense::new(wts, "classifier", model.num_labels(), h).backward(
+    Dense::new(wts, &hd.classifier.name, hd.classifier.out, h).backward(
         wts,
         &fwd.dropped,
         None,
@@ -628,7 +637,7 @@ fn backward(
         .zip(&fwd.pooled)
         .for_each(|(d, t)| *d *= 1.0 - t * t);
     let mut dcls = vec![0f32; b * h];
-    Dense::new(wts, "bert.pooler.dense", h, h).backward(
+    Dense::new(wts, &hd.pooler.name, h, h).backward(
         wts,
         &fwd.cls,
         None,
@@ -650,11 +659,8 @@ fn backward(
     };
     for i in (reach.lowest_layer..c.num_hidden_layers).rev() {
         let Some(s) = &fwd.layers[i] else { break };
-        let n = format!("bert.encoder.layer.{i}");
-        let d: Vec<Dense> = layer_linears(c, i)
-            .iter()
-            .map(|(name, out, inp)| Dense::new(wts, name, *out, *inp))
-            .collect();
+        let l = &spec.layers[i];
+        let d = l.denses().map(|s| Dense::new(wts, &s.name, s.out, s.inp));
         let need_dx = reach.embeddings || i > reach.lowest_layer;
         let norm_grads = |grads: &mut Grads, name: &str, dw: Vec<f32>, db: Vec<f32>| {
             for (suffix, g) in [("weight", dw), ("bias", db)] {
@@ -665,9 +671,9 @@ fn backward(
             }
         };
         // Output layer norm, residual, dropout, dense, activation, dense.
-        let ln2 = format!("{n}.output.LayerNorm");
-        let (dr2, dw, db) = layer_norm_backward(&s.r2, &dx, wts.get(&format!("{ln2}.weight")), eps);
-        norm_grads(grads, &ln2, dw, db);
+        let ln2 = &l.out_norm;
+        let (dr2, dw, db) = layer_norm_backward(&s.r2, &dx, wts.get(&ln2.weight()), eps);
+        norm_grads(grads, &ln2.name, dw, db);
         let mut dh1 = dr2.clone();
         let mut dout = dr2;
         s.mask2.apply(&mut dout);
@@ -692,10 +698,9 @@ fn backward(
             grads,
         );
         // Attention output layer norm, residual, dropout, dense.
-        let ln1 = format!("{n}.attention.output.LayerNorm");
-        let (dr1, dw, db) =
-            layer_norm_backward(&s.r1, &dh1, wts.get(&format!("{ln1}.weight")), eps);
-        norm_grads(grads, &ln1, dw, db);
+        let ln1 = &l.attn_norm;
+        let (dr1, dw, db) = layer_norm_backward(&s.r1, &dh1, wts.get(&ln1.weight()), eps);
+        norm_grads(grads, &ln1.name, dw, db);
         let mut dinput = if need_dx { dr1.clone() } else { Vec::new() };
         let mut da = dr1;
         s.mask1.apply(&mut da);
@@ -739,31 +744,16 @@ fn backward(
     }
     // Embedding dropout, layer norm, then the three tables.
     fwd.emb_mask.apply(&mut dx);
-    let (de, dw, db) = layer_norm_backward(
-        &fwd.emb,
-        &dx,
-        wts.get("bert.embeddings.LayerNorm.weight"),
-        eps,
-    );
-    for (name, g) in [
-        ("bert.embeddings.LayerNorm.weight", dw),
-        ("bert.embeddings.LayerNorm.bias", db),
-    ] {
-        if wts.trainable(name) {
-            grads.add(name.to_string(), g);
+    let e = &spec.embeddings;
+    let (de, dw, db) = layer_norm_backward(&fwd.emb, &dx, wts.get(&e.norm.weight()), eps);
+    for (name, g) in [(e.norm.weight(), dw), (e.norm.bias(), db)] {
+        if wts.trainable(&name) {
+            grads.add(name, g);
         }
     }
     let tables = [
-        (
-            "bert.embeddings.word_embeddings.weight",
-            c.vocab_size,
-            &batch.ids,
-        ),
-        (
-            "bert.embeddings.token_type_embeddings.weight",
-            c.type_vocab_size,
-            &batch.type_ids,
-        ),
+        (&e.word, spec.vocab, &batch.ids),
+        (&e.token_type, spec.type_vocab, &batch.type_ids),
     ];
     for (name, n, ids) in tables {
         if wts.trainable(name) {
@@ -777,9 +767,9 @@ fn backward(
             grads.add(name.to_string(), g);
         }
     }
-    let name = "bert.embeddings.position_embeddings.weight";
+    let name = &e.position;
     if wts.trainable(name) {
-        let mut g = vec![0f32; c.max_position_embeddings * h];
+        let mut g = vec![0f32; spec.max_positions * h];
         for s in 0..b {
             for (p, r) in (fwd.packing.starts[s]..fwd.packing.starts[s + 1]).enumerate() {
                 g[p * h..(p + 1) * h]
