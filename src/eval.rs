@@ -45,17 +45,29 @@ pub fn encode_rows(ckpt: &Checkpoint, rows: &[LabelledSentence]) -> Result<Vec<E
     ckpt.encoder.encode(&texts, Some(&ctx))
 }
 
+/// How [`score`] runs the model.
+#[derive(Debug, Clone, Copy)]
+pub struct Scoring {
+    pub batch_size: usize,
+    pub precision: Precision,
+    /// Divides the logits before the softmax (calibration).
+    pub temperature: f32,
+}
+
 /// Metrics of `model` on tokenised examples with gold ids.
 pub fn score(
     model: &BertClassifier,
     encs: &[Encoded],
     gold: &[usize],
     labels: &LabelSet,
-    batch_size: usize,
-    precision: Precision,
-    temperature: f32,
+    how: Scoring,
     progress: impl FnMut(usize),
 ) -> Result<(EvalReport, Vec<Vec<f32>>)> {
+    let Scoring {
+        batch_size,
+        precision,
+        temperature,
+    } = how;
     let logits = predict_logits(model, encs, batch_size, precision, progress)?;
     let pred: Vec<usize> = logits.iter().map(|l| argmax(l)).collect();
     let metrics = Metrics::from_confusion(&Confusion::from_pairs(labels.names(), gold, &pred));
@@ -98,9 +110,11 @@ pub fn evaluate_checkpoint(
         &encs,
         &gold,
         &ckpt.labels,
-        batch_size,
-        precision,
-        ckpt.settings.temperature,
+        Scoring {
+            batch_size,
+            precision,
+            temperature: ckpt.settings.temperature,
+        },
         progress,
     )?
     .0)

@@ -106,7 +106,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("directory"));
-        assert!(output_file(&t.path().join("new.txt"), "--output", &[a.clone()]).is_ok());
+        assert!(output_file(
+            &t.path().join("new.txt"),
+            "--output",
+            std::slice::from_ref(&a)
+        )
+        .is_ok());
 
         let foreign = t.path().join("notes");
         std::fs::create_dir(&foreign).unwrap();

@@ -97,7 +97,7 @@ pub fn render_html(articles: &[Article], preds: &[Prediction], low: f32) -> Stri
         format!("{} articles", articles.len())
     };
     let _ = write!(s, "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>stance: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n", escape(&title));
-    let _ = write!(s, "<h1>Who claims what: {}</h1>\n", escape(&title));
+    let _ = writeln!(s, "<h1>Who claims what: {}</h1>", escape(&title));
     s += "<section class=\"legend\" aria-label=\"legend\">\n<ul>\n";
     for (label, m, def) in LABEL_DEFINITIONS {
         let _ = writeln!(

@@ -234,7 +234,9 @@ fn build_names_the_document_on_a_missing_file_or_a_changed_text() {
 
     let bad = tmp.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"id\":1}\n").unwrap();
-    let err = read_standoff(&[bad.clone()]).unwrap_err().to_string();
+    let err = read_standoff(std::slice::from_ref(&bad))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("bad.jsonl:1"), "{err}");
     let mut escape = row(10, 30, "x");
     escape.doc = "../../etc/passwd".into();

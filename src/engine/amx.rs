@@ -54,7 +54,7 @@ fn detect() -> bool {
 
 /// Whether a layer of `n` outputs and `k` inputs fits whole tiles.
 pub fn kernel_fits(n: usize, k: usize) -> bool {
-    n % 32 == 0 && k % 32 == 0 && n > 0 && k > 0
+    n.is_multiple_of(32) && k.is_multiple_of(32) && n > 0 && k > 0
 }
 
 /// Output rows per block: two tiles of 16.

@@ -45,7 +45,7 @@ pub fn available() -> bool {
 
 /// Whether a layer with `n` outputs fits the kernel's 32-column blocks.
 pub fn kernel_fits(n: usize) -> bool {
-    n % 32 == 0 && n > 0
+    n.is_multiple_of(32) && n > 0
 }
 
 /// Pack `[n, k]` row-major weights (n a multiple of 32) for [`gemm`].
@@ -76,7 +76,7 @@ pub fn pack_weights(w: &[f32], n: usize, k: usize) -> Vec<u16> {
 pub(crate) fn pack_rows(x: &[f32], m: usize, k: usize) -> Vec<u32> {
     let k2 = k.div_ceil(2);
     let mut out = vec![0u32; m * k2];
-    if available() && k % 32 == 0 {
+    if available() && k.is_multiple_of(32) {
         // SAFETY: the CPU has AVX512-BF16; x holds m rows of k (k a multiple
         // of 32) and out m rows of k / 2 pairs.
         unsafe { pack_rows_avx512(x, &mut out) };
@@ -102,7 +102,7 @@ pub(crate) fn pack_rows(x: &[f32], m: usize, k: usize) -> Vec<u32> {
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn pack_rows_avx512(x: &[f32], out: &mut [u32]) {
     use std::arch::x86_64::*;
-    assert!(x.len() % 32 == 0 && out.len() * 2 == x.len());
+    assert!(x.len().is_multiple_of(32) && out.len() * 2 == x.len());
     for (src, dst) in x.chunks_exact(32).zip(out.chunks_exact_mut(16)) {
         let lo = _mm512_loadu_ps(src.as_ptr());
         let hi = _mm512_loadu_ps(src.as_ptr().add(16));

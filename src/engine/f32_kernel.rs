@@ -23,7 +23,7 @@ pub fn available() -> bool {
 
 /// Whether a layer with `n` outputs fits the kernel's 32-column blocks.
 pub fn kernel_fits(n: usize) -> bool {
-    n % 32 == 0 && n > 0
+    n.is_multiple_of(32) && n > 0
 }
 
 /// Pack `[n, k]` row-major weights (n a multiple of 32) for [`gemm`].

@@ -54,7 +54,7 @@ fn scores_rows<const R: usize>(
 simd_fn! {
     /// `s[rows, cols] = scale * a[rows, d] bt[d, cols]` (`cols` a multiple of [`LANES`]).
     pub fn scores(a: &[f32], bt: &[f32], s: &mut [f32], rows: usize, cols: usize, d: usize, scale: f32) {
-        assert!(cols % LANES == 0 && a.len() >= rows * d && bt.len() >= d * cols && s.len() >= rows * cols, "scores: shapes");
+        assert!(cols.is_multiple_of(LANES) && a.len() >= rows * d && bt.len() >= d * cols && s.len() >= rows * cols, "scores: shapes");
         let mut i = 0;
         while i + 4 <= rows {
             scores_rows::<4>(a, bt, s, i, cols, d, scale);

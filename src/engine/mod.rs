@@ -26,10 +26,10 @@ pub use attention::Packing;
 pub use dense::{gemm_f32, gemm_strided, Dense, Precision, View};
 
 use crate::batch::Encoded;
+use crate::model::spec::{DenseSpec, HeadKind, NormSpec};
 use crate::model::BertClassifier;
 use crate::{Error, Result};
 use rayon::prelude::*;
-use crate::model::spec::{DenseSpec, HeadKind, NormSpec};
 use simd::Activation;
 
 struct Norm {

@@ -10,6 +10,7 @@
 macro_rules! simd_fn {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
@@ -79,11 +80,11 @@ pub fn exp(x: f32) -> f32 {
 pub fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
-    let mut p = x2 * -2.726_142_2e-10 + 2.770_681_4e-8;
+    let mut p = x2 * -2.726_142e-10 + 2.770_681_4e-8;
     p = x2 * p + -2.101_024e-6;
     p = x2 * p + -5.692_506_4e-5;
     p = x2 * p + -7.349_906_3e-4;
-    p = x2 * p + -2.954_599_8e-3;
+    p = x2 * p + -2.954_6e-3;
     p = x2 * p + -1.609_603_3e-2;
     let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
     q = x2 * q + -1.682_827e-3;
@@ -101,7 +102,7 @@ pub fn gelu_erf(x: f32) -> f32 {
 /// The tanh approximation ("gelu_new", "gelu_pytorch_tanh").
 #[inline(always)]
 pub fn gelu_tanh(x: f32) -> f32 {
-    const C: f32 = 0.797_884_56; // sqrt(2 / pi)
+    const C: f32 = 0.797_884_6; // sqrt(2 / pi)
     let u = C * (x + 0.044_715 * x * x * x);
     // tanh(u) = 1 - 2 / (e^{2u} + 1)
     let th = 1.0 - 2.0 / (exp(2.0 * u) + 1.0);

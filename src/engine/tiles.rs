@@ -20,7 +20,7 @@ pub fn run(
     if m == 0 || n == 0 {
         return;
     }
-    debug_assert!(n % 32 == 0 && out.len() == m * n);
+    debug_assert!(n.is_multiple_of(32) && out.len() == m * n);
     // About four tasks per thread, each a whole number of tiles.
     let tiles = m.div_ceil(mr_max);
     let per_task = tiles.div_ceil(4 * rayon::current_num_threads()).max(1) * mr_max;

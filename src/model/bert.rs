@@ -54,7 +54,11 @@ pub struct BertClassifier {
 }
 
 /// The model's modules, wired to the store's tensors (frozen ones detached).
-fn modules(p: &ParamStore, spec: &ModelSpec, lora_scale: f64) -> (Embeddings, Vec<Layer>, Linear, Linear) {
+fn modules(
+    p: &ParamStore,
+    spec: &ModelSpec,
+    lora_scale: f64,
+) -> (Embeddings, Vec<Layer>, Linear, Linear) {
     let eps = spec.eps;
     let e = &spec.embeddings;
     let embeddings = Embeddings {
@@ -195,7 +199,8 @@ impl BertClassifier {
             .as_ref()
             .map(|l| l.alpha / l.r as f64)
             .unwrap_or(1.0);
-        (self.embeddings, self.layers, self.pooler, self.classifier) = modules(p, &self.spec, scale);
+        (self.embeddings, self.layers, self.pooler, self.classifier) =
+            modules(p, &self.spec, scale);
     }
 
     /// Add LoRA adapters to the targeted dense layers of every encoder layer

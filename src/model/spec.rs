@@ -304,7 +304,10 @@ mod tests {
         assert_eq!(s.layers.len(), 2);
         assert_eq!(s.layers[1].output.name, "bert.encoder.layer.1.output.dense");
         assert_eq!((s.layers[1].output.out, s.layers[1].output.inp), (32, 64));
-        assert_eq!(s.embeddings.norm.weight(), "bert.embeddings.LayerNorm.weight");
+        assert_eq!(
+            s.embeddings.norm.weight(),
+            "bert.embeddings.LayerNorm.weight"
+        );
         let t = s.tensors();
         // 3 tables + 2 norm, 16 per layer, 4 head tensors.
         assert_eq!(t.len(), 5 + 16 * 2 + 4);
@@ -320,7 +323,8 @@ mod tests {
         c.hidden_act = "swish".into();
         assert!(ModelSpec::new(&c, 2).unwrap_err().contains("hidden_act"));
         let mut c = BertConfig::tiny(50);
-        c.extra.insert("model_type".into(), serde_json::json!("gpt2"));
+        c.extra
+            .insert("model_type".into(), serde_json::json!("gpt2"));
         assert!(ModelSpec::new(&c, 2).unwrap_err().contains("model_type"));
     }
 }

@@ -160,7 +160,8 @@ async fn model(State(s): State<Shared>) -> Json<Value> {
     Json(s.model.clone())
 }
 
-fn is_ndjson(headers: &HeaderMap) -> Result<bool, Response> {
+/// Whether the body is NDJSON; an unsupported type is the 415 message.
+fn is_ndjson(headers: &HeaderMap) -> Result<bool, String> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -174,9 +175,8 @@ fn is_ndjson(headers: &HeaderMap) -> Result<bool, Response> {
     match mime.as_str() {
         "application/json" | "" => Ok(false),
         "application/x-ndjson" | "application/jsonl" | "application/ndjson" => Ok(true),
-        other => Err(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &format!("Content-Type {other:?}: send application/json or application/x-ndjson"),
+        other => Err(format!(
+            "Content-Type {other:?}: send application/json or application/x-ndjson"
         )),
     }
 }
@@ -257,7 +257,7 @@ async fn predict(State(s): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let ndjson = match is_ndjson(&parts.headers) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &m),
     };
     if ndjson {
         return predict_ndjson(s, body);

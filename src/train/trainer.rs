@@ -131,9 +131,11 @@ pub fn evaluate(
         &encs,
         &gold,
         labels,
-        batch_size,
-        crate::engine::Precision::F32,
-        1.0,
+        crate::eval::Scoring {
+            batch_size,
+            precision: crate::engine::Precision::F32,
+            temperature: 1.0,
+        },
         |_| {},
     )?
     .0

@@ -324,7 +324,7 @@ fn activate(u: &[f32], act: Activation) -> Vec<f32> {
 
 /// d/dx of `0.5 x (1 + tanh(c (x + 0.044715 x^3)))`.
 fn gelu_tanh_grad(x: f32) -> f32 {
-    const C: f32 = 0.797_884_56; // sqrt(2 / pi)
+    const C: f32 = 0.797_884_6; // sqrt(2 / pi)
     let th = (C * (x + 0.044_715 * x * x * x)).tanh();
     0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * C * (1.0 + 3.0 * 0.044_715 * x * x)
 }
@@ -468,7 +468,11 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
 
     // Embeddings: word + token type + position, layer norm, dropout.
     let e = &spec.embeddings;
-    let (word, typ, pos) = (wts.get(&e.word), wts.get(&e.token_type), wts.get(&e.position));
+    let (word, typ, pos) = (
+        wts.get(&e.word),
+        wts.get(&e.token_type),
+        wts.get(&e.position),
+    );
     let mut emb = vec![0f32; rows * h];
     for s in 0..packing.sentences() {
         for (p, r) in (packing.starts[s]..packing.starts[s + 1]).enumerate() {
@@ -482,7 +486,12 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         }
     }
     let mut x = emb.clone();
-    layer_norm(&mut x, wts.get(&e.norm.weight()), wts.get(&e.norm.bias()), eps);
+    layer_norm(
+        &mut x,
+        wts.get(&e.norm.weight()),
+        wts.get(&e.norm.bias()),
+        eps,
+    );
     let emb_mask = mask(c.hidden_dropout_prob, model.frozen_layers().is_none());
     emb_mask.apply(&mut x);
 
@@ -560,7 +569,8 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
     let mut dropped = pooled.clone();
     let cls_mask = mask(c.classifier_dropout.unwrap_or(c.hidden_dropout_prob), true);
     cls_mask.apply(&mut dropped);
-    let (logits, _) = Dense::new(wts, &hd.classifier.name, hd.classifier.out, h).forward(&dropped, b);
+    let (logits, _) =
+        Dense::new(wts, &hd.classifier.name, hd.classifier.out, h).forward(&dropped, b);
     Ok(Forward {
         packing,
         emb,
