@@ -41,6 +41,42 @@ fn alive(pid: i32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// When process (or thread) `pid` started, from `/proc`: boot time plus
+/// its start in clock ticks. `None` where `/proc` cannot tell.
+fn started_at(pid: i32) -> Option<std::time::SystemTime> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, counted after the command name, which may hold spaces.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let btime: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    Some(
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(btime)
+            + std::time::Duration::from_millis(ticks * 1000 / hz),
+    )
+}
+
+/// Whether the process that made a file at `made` (named by its `pid`) can
+/// still be running. PIDs are reused (only 32768 of them on many systems,
+/// shared with threads), so a live `pid` that started after the file was
+/// made is another process, and the file is a leftover. Within the
+/// second of slack that boot time's resolution needs, it counts as alive.
+fn maker_alive(pid: i32, made: Option<std::time::SystemTime>) -> bool {
+    if pid <= 0 || !alive(pid) {
+        return false;
+    }
+    match (started_at(pid), made) {
+        (Some(start), Some(made)) => start <= made + std::time::Duration::from_secs(1),
+        _ => true,
+    }
+}
+
 /// Remove temporaries of `path` left by runs that were killed: siblings
 /// named `.NAME.{tmp,partial,old}-PID` whose PID is no longer running. A
 /// directory is removed only when it carries the marker or is empty, so a
@@ -67,10 +103,13 @@ pub fn clean_leftovers(path: &Path) {
         let Ok(pid) = pid.parse::<i32>() else {
             continue;
         };
-        if !TAGS.contains(&tag) || pid <= 0 || alive(pid) {
+        let p = e.path();
+        let made = std::fs::symlink_metadata(&p)
+            .and_then(|m| m.modified())
+            .ok();
+        if !TAGS.contains(&tag) || pid <= 0 || maker_alive(pid, made) {
             continue;
         }
-        let p = e.path();
         match std::fs::symlink_metadata(&p) {
             Ok(m) if m.is_dir() => {
                 let empty = std::fs::read_dir(&p)
@@ -302,7 +341,7 @@ impl DirLock {
                     match pid {
                         // This process holds it already (a run locks its output at the start, the save again).
                         Some(p) if p as u32 == std::process::id() => return Ok(DirLock { path, owned: false }),
-                        Some(p) if p > 0 && alive(p) => {
+                        Some(p) if maker_alive(p, std::fs::metadata(&path).and_then(|m| m.modified()).ok()) => {
                             return Err(Error::file(dir, format!("another stance run (PID {p}) is writing it; wait for it or choose another path (lock {})", path.display())))
                         }
                         // A stale lock from a killed run.
@@ -427,6 +466,30 @@ fn uniform_modes(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reused_pid_does_not_keep_a_leftover() {
+        let t = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        let out = t.path().join("ckpt");
+        // Named after this (live) process: made now, it may be ours and stays;
+        // made a day ago, before this process started, its maker is gone.
+        let recent = t.path().join(format!(".ckpt.tmp-{me}"));
+        let old = t.path().join(format!(".ckpt.old-{me}"));
+        std::fs::write(&recent, b"x").unwrap();
+        std::fs::write(&old, b"x").unwrap();
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(day_ago)
+            .unwrap();
+        assert!(started_at(me as i32).is_some());
+        clean_leftovers(&out);
+        assert!(recent.exists());
+        assert!(!old.exists());
+    }
 
     #[test]
     fn failed_fill_leaves_nothing_and_keeps_old() {

@@ -6,7 +6,7 @@
 //! (3.5 percent). Quotes complicate it further: `"We did nothing wrong." she
 //! said` must stay one sentence, while `...the U.S. The report said` is two.
 //! The rules below are the ones that matter on the project's corpus; the
-//! fixture in `tests/splitter.rs` pins them down.
+//! fixture in `tests/suite/splitter.rs` pins them down.
 //!
 //! Line breaks: a blank line always ends a sentence (so a headline followed
 //! by a blank line stands alone). A single line break ends a sentence when

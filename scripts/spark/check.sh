@@ -4,7 +4,7 @@
 # every article's sentences come back exactly once, with identical labels;
 # prints both throughputs and Spark's overhead. Needs Java 17 and pyspark
 # (pip install pyspark pyarrow). CI runs the same checks on 40 articles of a
-# tiny model (tests/spark.rs); this script is the full-size run.
+# tiny model (tests/suite/spark.rs); this script is the full-size run.
 #   scripts/spark/check.sh [COPIES (default 4: 1,064 articles)] [local[2]]
 set -euo pipefail
 cd "$(dirname "$0")/../.."

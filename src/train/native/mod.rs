@@ -12,7 +12,7 @@
 //! seeds drawn from the model's dropout stream.
 //!
 //! It computes what the candle graph of [`BertClassifier::forward_t`]
-//! computes in training mode; `tests/native_step.rs` checks logits, loss
+//! computes in training mode; `tests/suite/native_step.rs` checks logits, loss
 //! and every gradient against it (dropout off), and the attention kernel
 //! against finite differences with dropout on.
 

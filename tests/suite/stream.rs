@@ -2,7 +2,7 @@
 //! done, every input field passed through, bad lines skipped on request,
 //! shards and resume.
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};

@@ -3,7 +3,7 @@
 //! random BERT: logits, loss and every gradient, for full fine-tuning, LoRA
 //! and frozen bottom layers; plus dropout, reproducibility and bad input.
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, Tensor};
 use stance::batch::{Batch, TextEncoder};

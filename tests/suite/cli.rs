@@ -1,7 +1,7 @@
 //! The `stance` binary end to end on a tiny random model: train -> predict ->
 //! eval, data stats / split, and exit codes and messages for bad input.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

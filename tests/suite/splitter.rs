@@ -5,7 +5,7 @@
 use stance::splitter::split_sentences;
 
 fn paragraphs() -> Vec<Vec<String>> {
-    let text = include_str!("fixtures/hard_sentences.txt");
+    let text = include_str!("../fixtures/hard_sentences.txt");
     let mut out = vec![Vec::new()];
     for line in text.lines() {
         if line.starts_with('#') {

@@ -5,7 +5,7 @@
 //! fail with a message naming what was wrong, without a panic, without
 //! writing outside the cache, and without keeping an unverified file.
 
-mod common;
+use crate::common;
 
 use sha1::Digest as _;
 use std::collections::{BTreeMap, HashMap};

@@ -13,10 +13,10 @@
 //! CI runs each for `STANCE_FUZZ_SECS` seconds (default 1). The long runs:
 //!
 //! ```sh
-//! STANCE_FUZZ_SECS=600 cargo test --release --test fuzz -- --nocapture --test-threads 2
+//! STANCE_FUZZ_SECS=600 cargo test --release --test suite fuzz:: -- --nocapture --test-threads 2
 //! ```
 
-mod common;
+use crate::common;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};

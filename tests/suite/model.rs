@@ -1,7 +1,7 @@
 //! The model on a tiny random BERT: shapes, gradients reaching every tensor,
 //! train and inference paths agreeing, save -> load, learning, reproducibility.
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, Tensor};
 use stance::batch::TextEncoder;

@@ -4,7 +4,7 @@
 //! for merged LoRA adapters and for long inputs; bf16 close to f32 but not
 //! equal to it; bad token ids are errors.
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, Tensor};
 use stance::batch::{Encoded, TextEncoder};

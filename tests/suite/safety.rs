@@ -4,7 +4,7 @@
 //! flag, no panic, and that every file that existed before the run is
 //! byte-identical afterwards (nothing destroyed, nothing half-written).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `stance serve` end to end on a tiny random model: the server runs as a
 //! child process on 127.0.0.1:0 and is driven over real HTTP.
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};

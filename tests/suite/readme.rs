@@ -2,7 +2,7 @@
 //! "Output of `scripts/quickstart.sh`" must equal `stance predict --format
 //! table` on the seed article with the shipped model (the quickstart's own
 //! command), so the README cannot go stale when the model is reshipped.
-//! Needs the base encoder's weights, like tests/shipped_model.rs.
+//! Needs the base encoder's weights, like tests/suite/shipped_model.rs.
 
 use std::path::Path;
 

@@ -6,7 +6,7 @@
 //! CI installs Debian's `chromium` and sets STANCE_REQUIRE_BROWSER=1, so
 //! there a missing browser fails instead of skipping.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! (`.ci/run` installs them and sets `STANCE_REQUIRE_SPARK=1`); elsewhere
 //! the test is skipped when they are missing.
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
