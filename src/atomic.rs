@@ -116,7 +116,7 @@ pub fn clean_leftovers(path: &Path) {
                     .map(|mut d| d.next().is_none())
                     .unwrap_or(false);
                 if empty || p.join(MARKER).is_file() {
-                    let _ = std::fs::remove_dir_all(&p);
+                    remove_marked_dir(&p);
                 }
             }
             Ok(m) if m.is_file() => {
@@ -125,6 +125,30 @@ pub fn clean_leftovers(path: &Path) {
             _ => {}
         }
     }
+}
+
+/// Remove a directory stance made, its [`MARKER`] last: a kill halfway
+/// leaves a directory that still carries the marker (or an empty one), so
+/// [`clean_leftovers`] can still tell it is ours and finish the job.
+fn remove_marked_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name() == MARKER {
+                continue;
+            }
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => {
+                    let _ = std::fs::remove_dir_all(&p);
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&p);
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_file(dir.join(MARKER));
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Write `bytes` to `path`: through a temporary file and a rename for a
@@ -414,13 +438,13 @@ pub fn write_dir(dir: &Path, kind: &str, fill: impl FnOnce(&Path) -> Result<()>)
         .and_then(|_| fill(&tmp))
         .and_then(|_| uniform_modes(&tmp));
     if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
+        remove_marked_dir(&tmp);
         return Err(e);
     }
     if std::fs::symlink_metadata(dir).is_ok() {
         if exchange(&tmp, dir)? {
             // `tmp` now holds the old directory.
-            let _ = std::fs::remove_dir_all(&tmp);
+            remove_marked_dir(&tmp);
             return Ok(());
         }
         // No atomic exchange on this file system: move the old one aside
@@ -430,14 +454,14 @@ pub fn write_dir(dir: &Path, kind: &str, fill: impl FnOnce(&Path) -> Result<()>)
         std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
         if let Err(e) = std::fs::rename(&tmp, dir) {
             let _ = std::fs::rename(&old, dir);
-            let _ = std::fs::remove_dir_all(&tmp);
+            remove_marked_dir(&tmp);
             return Err(Error::io(dir, e));
         }
-        let _ = std::fs::remove_dir_all(&old);
+        remove_marked_dir(&old);
         return Ok(());
     }
     std::fs::rename(&tmp, dir).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&tmp);
+        remove_marked_dir(&tmp);
         Error::io(dir, e)
     })
 }

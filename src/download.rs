@@ -48,7 +48,10 @@ pub fn download(cfg: &DownloadConfig) -> Result<Vec<PathBuf>> {
     validate_revision(&cfg.revision)?;
     crate::guard::checkpoint_dir(&cfg.out, "--out", cfg.overwrite, &[])?;
     let cache = RepoCache::from_env(&cfg.model_id)?;
-    let fetched = if cfg.offline {
+    // huggingface_hub's switch: no network, the cache only.
+    let env_offline = std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+    let fetched = if cfg.offline || env_offline {
         from_cache(cfg, &cache)?
     } else {
         from_hub(cfg, &cache)?

@@ -99,6 +99,7 @@ struct BenchArgs {
     /// Sentences (JSONL / CSV / TSV with a text column).
     #[arg(long)]
     data: PathBuf,
+    /// What to measure: inference, a training step (full or LoRA), or a running server.
     #[arg(long, value_enum, default_value_t = BenchModeArg::Infer)]
     mode: BenchModeArg,
     /// Sentences per batch.
@@ -184,11 +185,13 @@ struct TrainArgs {
     /// Maximum tokens per sentence (with context: per sentence + context), 8..=512.
     #[arg(long, default_value_t = 128, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8..=512))]
     max_len: usize,
+    /// Seed for initialisation, shuffling and dropout: the same seed gives the same model.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Stop after this many epochs without a better dev macro-F1 (0: never).
     #[arg(long, default_value_t = 2)]
     patience: usize,
+    /// Class weights in the loss: auto ("balanced", n / (k * n_class)), or none (natural priors).
     #[arg(long, value_enum, default_value_t = WeightsArg::Auto)]
     class_weights: WeightsArg,
     /// Feed this many neighbouring sentences on each side as a second segment.
@@ -352,6 +355,7 @@ struct PredictArgs {
 
 #[derive(Args)]
 struct EvalArgs {
+    /// Checkpoint directory to evaluate.
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: PathBuf,
     /// Labelled sentences (JSONL, CSV or TSV).
@@ -372,12 +376,13 @@ struct EvalArgs {
 struct DownloadArgs {
     /// Hub model id, e.g. sentence-transformers/all-MiniLM-L6-v2.
     model_id: String,
+    /// Branch, tag or commit of the repository.
     #[arg(long, default_value = "main")]
     revision: String,
     /// Output directory (default: models/<name>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Use only the local hf-hub cache (HF_HOME); no network.
+    /// Use only the local hub cache (HF_HUB_CACHE, else HF_HOME/hub); no network. HF_HUB_OFFLINE=1 does the same.
     #[arg(long)]
     offline: bool,
     /// Replace --out when it holds an earlier stance download (nothing else is ever replaced).
@@ -392,27 +397,34 @@ struct DownloadArgs {
 enum DataCommand {
     /// Counts per label and domain, sentence lengths, duplicates, articles.
     Stats {
+        /// Labelled data files (JSONL, CSV or TSV).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Measure lengths in this model's tokens (default: words).
         #[arg(long)]
         tokenizer: Option<PathBuf>,
+        /// Print the statistics as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Split by article into train / dev / test files.
     Split {
+        /// Labelled data files (JSONL, CSV or TSV) to split by article.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Fraction of articles for the dev split.
         #[arg(long, default_value_t = 0.1)]
         dev: f64,
+        /// Fraction of articles for the test split.
         #[arg(long, default_value_t = 0.1)]
         test: f64,
+        /// Seed of the split.
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Directory for <prefix>.train.jsonl, .dev.jsonl and .test.jsonl.
         #[arg(long, default_value = ".")]
         out_dir: PathBuf,
+        /// File name prefix: PREFIX.train.jsonl, PREFIX.dev.jsonl, PREFIX.test.jsonl.
         #[arg(long, default_value = "split")]
         prefix: String,
     },
@@ -434,6 +446,7 @@ enum DataCommand {
         /// Documents as SOURCE/PATH, e.g. bbc/politics/001.txt.
         #[arg(required = true)]
         docs: Vec<String>,
+        /// The real-news sources (../shared/realnews, with PolNeAR, NewsDiscourse, BBC).
         #[arg(long, default_value = "../shared/realnews")]
         root: PathBuf,
     },
@@ -1200,4 +1213,32 @@ fn standoff_files(dir: &Path) -> Result<Vec<PathBuf>> {
         bail!("{}: no stand-off files (*.jsonl)", dir.display());
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command says what it is for.
+    #[test]
+    fn every_flag_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if id != "help" && id != "version" && a.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "stance", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

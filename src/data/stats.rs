@@ -43,15 +43,29 @@ impl LengthSummary {
     }
 }
 
+/// Sentences and articles of one domain.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DomainCount {
+    pub sentences: usize,
+    pub articles: usize,
+}
+
+/// A normalised sentence that occurs more than once.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Duplicate {
+    pub text: String,
+    pub count: usize,
+}
+
+/// What `stance data stats` reports (and `--json` prints, with these names).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Stats {
     pub sentences: usize,
     pub articles: usize,
     pub per_label: BTreeMap<String, usize>,
-    pub per_domain: BTreeMap<String, (usize, usize)>,
+    pub per_domain: BTreeMap<String, DomainCount>,
     pub length: LengthSummary,
-    /// Normalised sentences that occur more than once, with their counts.
-    pub duplicates: Vec<(String, usize)>,
+    pub duplicates: Vec<Duplicate>,
 }
 
 impl Stats {
@@ -72,16 +86,27 @@ impl Stats {
             *texts.entry(normalise(&r.text)).or_insert(0) += 1;
             articles.insert(r.article_key());
         }
-        let mut duplicates: Vec<(String, usize)> =
-            texts.into_iter().filter(|(_, c)| *c > 1).collect();
-        duplicates.sort();
+        let mut duplicates: Vec<Duplicate> = texts
+            .into_iter()
+            .filter(|(_, c)| *c > 1)
+            .map(|(text, count)| Duplicate { text, count })
+            .collect();
+        duplicates.sort_by(|a, b| a.text.cmp(&b.text));
         Stats {
             sentences: rows.len(),
             articles: articles.len(),
             per_label,
             per_domain: per_domain
                 .into_iter()
-                .map(|(d, (n, a))| (d, (n, a.len())))
+                .map(|(d, (n, a))| {
+                    (
+                        d,
+                        DomainCount {
+                            sentences: n,
+                            articles: a.len(),
+                        },
+                    )
+                })
                 .collect(),
             length: LengthSummary::from_lengths(unit, lengths),
             duplicates,
@@ -99,8 +124,9 @@ impl Stats {
         }
         if !self.per_domain.is_empty() {
             s += "\ndomain                     sentences  share  articles\n";
-            for (d, (n, a)) in &self.per_domain {
-                s += &format!("{d:<26} {n:>9}  {:>5.1}%  {a:>8}\n", pct(*n));
+            for (d, c) in &self.per_domain {
+                let (n, a) = (c.sentences, c.articles);
+                s += &format!("{d:<26} {n:>9}  {:>5.1}%  {a:>8}\n", pct(n));
             }
         }
         let l = &self.length;
@@ -109,7 +135,7 @@ impl Stats {
             l.unit, l.min, l.median, l.mean, l.p90, l.p99, l.max
         );
         s += &format!("duplicate sentences: {}\n", self.duplicates.len());
-        for (t, c) in self.duplicates.iter().take(20) {
+        for Duplicate { text: t, count: c } in self.duplicates.iter().take(20) {
             s += &format!("  {c}x {t}\n");
         }
         s
@@ -146,8 +172,24 @@ mod tests {
         let s = Stats::compute(&rows, &[2, 2, 1], "words");
         assert_eq!(s.articles, 2);
         assert_eq!(s.per_label["context"], 2);
-        assert_eq!(s.per_domain["d"], (3, 2));
-        assert_eq!(s.duplicates, vec![("one two.".to_string(), 2)]);
+        assert_eq!(
+            s.per_domain["d"],
+            DomainCount {
+                sentences: 3,
+                articles: 2
+            }
+        );
+        assert_eq!(
+            s.duplicates,
+            vec![Duplicate {
+                text: "one two.".into(),
+                count: 2
+            }]
+        );
+        // --json names every field.
+        let j = serde_json::to_value(&s).unwrap();
+        assert_eq!(j["per_domain"]["d"]["articles"], 2);
+        assert_eq!(j["duplicates"][0]["count"], 2);
         assert!(s.render().contains("context            2   66.7%"));
     }
 }

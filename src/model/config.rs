@@ -106,6 +106,8 @@ impl BertConfig {
             serde_json::json!("single_label_classification"),
         );
         c.extra.remove("_name_or_path");
+        // Written by stance, not by the transformers version that wrote the base.
+        c.extra.remove("transformers_version");
         c
     }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 /// Which label set to train on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub enum LabelSource {
     /// This list, in this order.
     Fixed(Vec<String>),
@@ -20,9 +20,19 @@ pub enum LabelSource {
     FromData,
 }
 
+/// In `training_args.json`: the list itself, or `"auto"` (what `--labels`
+/// takes), not Rust's variant names.
+impl Serialize for LabelSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LabelSource::Fixed(v) => v.serialize(s),
+            LabelSource::FromData => s.serialize_str("auto"),
+        }
+    }
+}
+
 /// Which parameters fine-tuning updates.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Method {
     /// Every tensor.
     Full,
@@ -32,6 +42,30 @@ pub enum Method {
     Head,
     /// LoRA adapters plus the classifier (saved in PEFT's layout).
     Lora(crate::model::LoraConfig),
+}
+
+/// In `training_args.json`, as the flags say it: `{"method": "top",
+/// "train_layers": 6}`, `{"method": "lora", "lora_r": 8, ...}`.
+impl Serialize for Method {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match self {
+            Method::Full => m.serialize_entry("method", "full")?,
+            Method::Head => m.serialize_entry("method", "head")?,
+            Method::Top(k) => {
+                m.serialize_entry("method", "top")?;
+                m.serialize_entry("train_layers", k)?;
+            }
+            Method::Lora(l) => {
+                m.serialize_entry("method", "lora")?;
+                m.serialize_entry("lora_r", &l.r)?;
+                m.serialize_entry("lora_alpha", &l.alpha)?;
+                m.serialize_entry("lora_targets", &l.targets)?;
+            }
+        }
+        m.end()
+    }
 }
 
 /// Where a delta checkpoint's base comes from (`--delta`).
@@ -52,6 +86,7 @@ pub struct TrainJob {
     pub labels: LabelSource,
     pub max_len: usize,
     pub context: usize,
+    #[serde(flatten)]
     pub method: Method,
     /// Save only the trained tensors (f16) plus a reference to the base.
     pub delta: Option<DeltaOf>,

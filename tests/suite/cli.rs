@@ -100,6 +100,13 @@ fn no_partial_files(dir: &Path) {
 #[test]
 fn train_predict_eval_end_to_end() {
     let f = Fixture::new();
+    // The base says which transformers wrote it; the checkpoint must not
+    // repeat that as if transformers had written it too.
+    let base_cfg = f.dir.join("base/config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&base_cfg).unwrap()).unwrap();
+    v["transformers_version"] = serde_json::json!("4.8.2");
+    std::fs::write(&base_cfg, v.to_string()).unwrap();
     let o = f.train("ckpt", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -117,6 +124,16 @@ fn train_predict_eval_end_to_end() {
     ] {
         assert!(f.dir.join("ckpt").join(file).is_file(), "{file}");
     }
+    // training_args.json speaks the flags' language, not Rust's.
+    let args: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.dir.join("ckpt/training_args.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        args["labels"],
+        serde_json::json!(["assertion", "denial", "allegation", "context"])
+    );
+    assert!(args["method"].is_string(), "{args}");
     let log = std::fs::read_to_string(f.dir.join("ckpt/metrics.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 3);
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
@@ -127,6 +144,7 @@ fn train_predict_eval_end_to_end() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(f.dir.join("ckpt/config.json")).unwrap())
             .unwrap();
+    assert!(config.get("transformers_version").is_none(), "{config}");
     let t = metrics["calibration"]["temperature"].as_f64().unwrap();
     assert!(
         t > 0.0 && (config["stance"]["temperature"].as_f64().unwrap() - t).abs() < 1e-6,

@@ -287,6 +287,21 @@ fn downloads_from_an_honest_hub_then_offline_from_cache() {
         weights
     );
 
+    // HF_HUB_OFFLINE=1 means the same as --offline, as in huggingface_hub.
+    let out_env = t.path().join("got-env");
+    let o = Command::new(env!("CARGO_BIN_EXE_stance"))
+        .args(["download", "org/tiny", "--out", out_env.to_str().unwrap()])
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .env("HF_HOME", &home)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(out_env.join("model.safetensors")).unwrap(),
+        weights
+    );
+
     // A truncated blob in the cache is never used: offline refuses it...
     let blob = cache.join("blobs").join(sha256(&weights));
     std::fs::write(&blob, &weights[..weights.len() / 2]).unwrap();
