@@ -37,6 +37,20 @@ pub struct Prediction {
 }
 
 /// Label every sentence of every article.
+/// [`predict_articles`]' output, one list per article: it lists every
+/// article's sentences in order, each article's indices from 0, and no
+/// article is empty.
+pub fn by_article(preds: Vec<Prediction>) -> Vec<Vec<Prediction>> {
+    let mut out: Vec<Vec<Prediction>> = Vec::new();
+    for p in preds {
+        if p.index == 0 || out.is_empty() {
+            out.push(Vec::new());
+        }
+        out.last_mut().expect("pushed above").push(p);
+    }
+    out
+}
+
 pub fn predict_articles(
     ckpt: &Checkpoint,
     articles: &[Article],

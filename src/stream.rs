@@ -18,7 +18,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::engine::Precision;
 use crate::input::article_from_json;
-use crate::predict::{apply_threshold, predict_articles, Article, Prediction, RenderOptions};
+use crate::predict::{apply_threshold, predict_articles, Article, RenderOptions};
 use crate::{Error, Result};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -275,15 +275,7 @@ fn flush(
     if let Some(t) = opts.threshold {
         apply_threshold(&mut preds, t);
     }
-    let mut per_article: Vec<Vec<Prediction>> = Vec::new();
-    for p in preds {
-        if p.index == 0 {
-            per_article.push(Vec::new());
-        }
-        if let Some(last) = per_article.last_mut() {
-            last.push(p);
-        }
-    }
+    let per_article = crate::predict::by_article(preds);
     let mut buf = String::new();
     for (p, preds) in pending.drain(..).zip(per_article) {
         report.articles += 1;

@@ -123,7 +123,7 @@ fn work(ckpt: &Checkpoint, rx: &mpsc::Receiver<Job>, opts: BatchOptions) {
             .collect();
         match predict_articles(ckpt, &all, opts.batch_size, opts.precision, |_| {}) {
             Ok(preds) => {
-                let mut per_article = split_by_article(preds).into_iter();
+                let mut per_article = crate::predict::by_article(preds).into_iter();
                 for j in jobs {
                     let mine: Vec<Vec<Prediction>> =
                         per_article.by_ref().take(j.articles.len()).collect();
@@ -138,17 +138,4 @@ fn work(ckpt: &Checkpoint, rx: &mpsc::Receiver<Job>, opts: BatchOptions) {
             }
         }
     }
-}
-
-/// `predict_articles` lists every article's sentences in order, each
-/// article's indices from 0.
-fn split_by_article(preds: Vec<Prediction>) -> Vec<Vec<Prediction>> {
-    let mut out: Vec<Vec<Prediction>> = Vec::new();
-    for p in preds {
-        if p.index == 0 || out.is_empty() {
-            out.push(Vec::new());
-        }
-        out.last_mut().expect("pushed above").push(p);
-    }
-    out
 }
