@@ -55,7 +55,8 @@ fn verify_base(dir: &Path, base: &BaseRef, base_dir: &Path) -> Result<()> {
 
 /// Find the base of a delta checkpoint in `dir`: `$STANCE_BASE_DIR`, the
 /// recorded path relative to the working directory, or relative to the
-/// project root two levels above `dir` (`models/<name>`).
+/// project root two levels above `dir` (`models/<name>`), else in the hub
+/// cache (`stance download`, huggingface_hub) by its id and sha256.
 fn find_base(dir: &Path, base: &BaseRef) -> Result<PathBuf> {
     let mut tried = Vec::new();
     let mut candidates: Vec<PathBuf> = Vec::new();
@@ -72,6 +73,12 @@ fn find_base(dir: &Path, base: &BaseRef) -> Result<PathBuf> {
             return Ok(c);
         }
         tried.push(c.display().to_string());
+    }
+    if let Ok(cache) = crate::hub::cache::RepoCache::from_env(&base.id) {
+        if let Some(snap) = cache.snapshot_with("model.safetensors", &base.sha256) {
+            return Ok(snap);
+        }
+        tried.push(format!("the hub cache {}", cache.dir().display()));
     }
     Err(Error::model(
         dir,

@@ -203,6 +203,19 @@ impl RepoCache {
     }
 }
 
+impl RepoCache {
+    /// A snapshot whose `file` links to the blob named `hex` (for a delta
+    /// checkpoint looking for its base by sha256), if the cache has one.
+    pub fn snapshot_with(&self, file: &str, hex: &str) -> Option<PathBuf> {
+        let want = Path::new("../../blobs").join(hex);
+        let snapshots = std::fs::read_dir(self.dir.join("snapshots")).ok()?;
+        snapshots
+            .flatten()
+            .map(|e| e.path())
+            .find(|snap| std::fs::read_link(snap.join(file)).is_ok_and(|t| t == want))
+    }
+}
+
 /// A download in progress inside `blobs/`, deleted unless stored.
 pub struct IncomingBlob {
     path: PathBuf,

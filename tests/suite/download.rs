@@ -855,3 +855,75 @@ fn missing_weights_on_the_hub_is_named() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn a_moved_delta_checkpoint_finds_its_base_in_the_hub_cache() {
+    let t = tempfile::tempdir().unwrap();
+    let hub = Hub::new(base_files(&t.path().join("src")));
+    let port = serve(move |r| hub.reply(r));
+    let home = t.path().join("hf-home");
+    let base = t.path().join("base");
+    let o = stance(
+        &["download", "org/tiny", "--out", base.to_str().unwrap()],
+        &format!("http://127.0.0.1:{port}"),
+        &home,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::write_jsonl(&t.path().join("train.jsonl"), common::TRAIN_ROWS, 4);
+    let bin = env!("CARGO_BIN_EXE_stance");
+    let run = |args: &[&str]| {
+        Command::new(bin)
+            .args(args)
+            .current_dir(t.path())
+            .env("HF_HOME", &home)
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env_remove("STANCE_BASE_DIR")
+            .output()
+            .unwrap()
+    };
+    let o = run(&[
+        "train",
+        "--train",
+        "train.jsonl",
+        "--base",
+        base.to_str().unwrap(),
+        "--out",
+        "ckpt",
+        "--method",
+        "head",
+        "--delta",
+        "--base-id",
+        "org/tiny",
+        "--epochs",
+        "1",
+        "--max-len",
+        "32",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(t.path().join("a.txt"), "The mayor denied the report.\n").unwrap();
+    let before = run(&["predict", "--model", "ckpt", "a.txt", "--format", "jsonl"]);
+    assert!(
+        before.status.success(),
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    // The base directory is gone (a copied checkpoint on another machine):
+    // the base is found in the hub cache by id and sha256.
+    std::fs::remove_dir_all(&base).unwrap();
+    let after = run(&["predict", "--model", "ckpt", "a.txt", "--format", "jsonl"]);
+    assert!(
+        after.status.success(),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    assert_eq!(after.stdout, before.stdout);
+    // Without the cache it is a clear error naming where it looked.
+    std::fs::remove_dir_all(&home).unwrap();
+    let gone = run(&["predict", "--model", "ckpt", "a.txt"]);
+    assert_eq!(gone.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&gone.stderr);
+    assert!(
+        e.contains("needs its base model org/tiny") && e.contains("hub cache"),
+        "{e}"
+    );
+}
