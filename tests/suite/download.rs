@@ -446,310 +446,144 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 type Hostile = Box<dyn Fn(&Hub, &Req) -> Option<Reply> + Send + Sync>;
 
+fn resolve(file: &str) -> String {
+    format!("/org/tiny/resolve/main/{file}")
+}
+
+/// Answer requests for `file` with `reply`; the honest hub answers the rest.
+fn on(file: &'static str, reply: impl Fn(&Hub) -> Reply + Send + Sync + 'static) -> Hostile {
+    Box::new(move |hub, r| (r.path == resolve(file)).then(|| reply(hub)))
+}
+
+/// Answer requests for `file` with this status, headers and body.
+fn answer(
+    file: &'static str,
+    status: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: &[u8],
+) -> Hostile {
+    let body = body.to_vec();
+    on(file, move |_| Reply::Raw(response(status, &headers, &body)))
+}
+
+/// Answer the CDN hop (the LFS body) with `reply`.
+fn cdn(reply: impl Fn() -> Reply + Send + Sync + 'static) -> Hostile {
+    Box::new(move |_, r| r.path.starts_with("/cdn/").then(&reply))
+}
+
+fn commit() -> (&'static str, String) {
+    ("X-Repo-Commit", COMMIT.into())
+}
+
+fn quoted(h: String) -> String {
+    format!("\"{h}\"")
+}
+
+/// A head that announces `len` bytes, then part of the body.
+fn cut(head: String, len: usize, body: &[u8]) -> Reply {
+    let mut b =
+        format!("HTTP/1.1 200 OK\r\n{head}Content-Length: {len}\r\nConnection: close\r\n\r\n")
+            .into_bytes();
+    b.extend_from_slice(body);
+    Reply::Raw(b)
+}
+
 #[test]
 fn hostile_hubs_are_refused_and_leave_nothing_unverified() {
     let t = tempfile::tempdir().unwrap();
     let files = base_files(&t.path().join("src"));
     let config = files["config.json"].clone();
     let weights = files["model.safetensors"].clone();
-    let is = |r: &Req, f: &str| r.path == format!("/org/tiny/resolve/main/{f}");
+    let lfs = |etag: String, location: &str| {
+        vec![
+            commit(),
+            ("X-Linked-Etag", etag),
+            ("Location", location.to_string()),
+        ]
+    };
+    let junk = b"\xff\xff\xff\xff\xff\xff\xff\x7fjunk".to_vec();
+    let (c, w, j) = (config.clone(), weights.clone(), junk.clone());
+    let (w2, w3) = (weights.clone(), weights.clone());
     // (name, extra flags, the misbehaviour, what the error must say)
+    #[rustfmt::skip]
     let cases: Vec<(&str, Vec<&str>, Hostile, &str)> = vec![
-        (
-            "commit with ../",
-            vec![],
-            Box::new(move |_, r| {
-                is(r, "config.json").then(|| {
-                    Reply::Raw(response(
-                        "200 OK",
-                        &[
-                            ("X-Repo-Commit", "../../..".into()),
-                            ("ETag", "\"x\"".into()),
-                        ],
-                        b"{}",
-                    ))
-                })
+        ("commit with ../", vec![],
+            answer("config.json", "200 OK", vec![("X-Repo-Commit", "../../..".into()), ("ETag", quoted("x".into()))], b"{}"),
+            "X-Repo-Commit \"../../..\""),
+        ("etag with ../", vec![],
+            answer("config.json", "200 OK", vec![commit(), ("ETag", quoted("../../../../escape".into()))], b"{}"),
+            "ETag \"\\\"../../../../escape\\\"\""),
+        ("linked etag with ../", vec![],
+            answer("model.safetensors", "302 Found", lfs("../../blobs/x".into(), "/cdn/x"), b""),
+            "X-Linked-Etag"),
+        ("no X-Repo-Commit (not a hub)", vec![],
+            answer("config.json", "200 OK", vec![], b"{}"),
+            "sent no X-Repo-Commit"),
+        ("redirect loop", vec![],
+            answer("model.safetensors", "302 Found", lfs(quoted("ab".repeat(32)), &resolve("model.safetensors")), b""),
+            "more than 5 redirects"),
+        ("redirect to file://", vec![],
+            answer("config.json", "302 Found", vec![commit(), ("ETag", quoted(git_sha1(b"{}"))), ("Location", "file:///etc/passwd".into())], b""),
+            "only http and https"),
+        ("stalled body", vec!["--timeout", "1"],
+            on("config.json", |_| Reply::Stall(format!("HTTP/1.1 200 OK\r\nX-Repo-Commit: {COMMIT}\r\nETag: \"{COMMIT}\"\r\nContent-Length: 1000\r\n\r\n{{\"a\"").into_bytes())),
+            "sent nothing for 1 s after 4 bytes"),
+        ("stalled head", vec!["--timeout", "1"],
+            on("config.json", |_| Reply::Stall(Vec::new())),
+            "cannot fetch config.json"),
+        ("100 GB announced, endless body", vec![],
+            on("model.safetensors", |_| Reply::Endless(format!("HTTP/1.1 200 OK\r\nX-Repo-Commit: {COMMIT}\r\nX-Linked-Etag: \"{}\"\r\nX-Linked-Size: 100000000000\r\nContent-Range: bytes 0-99999999999/100000000000\r\n\r\n", "ab".repeat(32)).into_bytes())),
+            "announced as 100000000000 bytes, over the 8589934592-byte limit"),
+        ("endless body, no length", vec![],
+            on("config.json", |_| Reply::Endless(format!("HTTP/1.1 200 OK\r\nX-Repo-Commit: {COMMIT}\r\nETag: \"{}\"\r\nConnection: close\r\n\r\n", "ab".repeat(20)).into_bytes())),
+            "larger than the 16777216-byte limit"),
+        ("truncated body", vec![],
+            on("config.json", move |_| cut(format!("X-Repo-Commit: {COMMIT}\r\nETag: \"{}\"\r\n", git_sha1(&c)), c.len(), &c[..c.len() / 2])),
+            "truncated: got"),
+        ("truncated LFS blob", vec![],
+            cdn(move || cut(String::new(), w.len(), &w[..100])),
+            "truncated: got 100 of"),
+        ("weights do not match their sha256", vec![],
+            cdn(move || {
+                let mut bad = w2.clone();
+                let n = bad.len();
+                bad[n - 1] ^= 1;
+                Reply::Raw(response("200 OK", &[], &bad))
             }),
-            "X-Repo-Commit \"../../..\"",
-        ),
-        (
-            "etag with ../",
-            vec![],
+            "corrupt or tampered"),
+        ("config does not match its git blob id", vec![],
+            answer("config.json", "200 OK", vec![commit(), ("ETag", quoted(git_sha1(b"other")))], b"{}"),
+            "corrupt or tampered"),
+        ("weights with a sha1 only", vec![],
+            answer("model.safetensors", "200 OK", vec![commit(), ("ETag", quoted(git_sha1(&w3)))], &w3),
+            "gave no sha256 (X-Linked-Etag)"),
+        ("weights that are not safetensors", vec![],
             Box::new(move |_, r| {
-                is(r, "config.json").then(|| {
-                    Reply::Raw(response(
-                        "200 OK",
-                        &[
-                            ("X-Repo-Commit", COMMIT.into()),
-                            ("ETag", "\"../../../../escape\"".into()),
-                        ],
-                        b"{}",
-                    ))
-                })
-            }),
-            "ETag \"\\\"../../../../escape\\\"\"",
-        ),
-        (
-            "linked etag with ../",
-            vec![],
-            Box::new(move |_, r| {
-                is(r, "model.safetensors").then(|| {
-                    Reply::Raw(response(
-                        "302 Found",
-                        &[
-                            ("X-Repo-Commit", COMMIT.into()),
-                            ("X-Linked-Etag", "../../blobs/x".into()),
-                            ("Location", "/cdn/x".into()),
-                        ],
-                        b"",
-                    ))
-                })
-            }),
-            "X-Linked-Etag",
-        ),
-        (
-            "no X-Repo-Commit (not a hub)",
-            vec![],
-            Box::new(move |_, r| {
-                is(r, "config.json").then(|| Reply::Raw(response("200 OK", &[], b"{}")))
-            }),
-            "sent no X-Repo-Commit",
-        ),
-        (
-            "redirect loop",
-            vec![],
-            Box::new(move |_, r| {
-                is(r, "model.safetensors").then(|| {
-                    Reply::Raw(response(
-                        "302 Found",
-                        &[
-                            ("X-Repo-Commit", COMMIT.into()),
-                            ("X-Linked-Etag", format!("\"{}\"", "ab".repeat(32))),
-                            (
-                                "Location",
-                                "/org/tiny/resolve/main/model.safetensors".into(),
-                            ),
-                        ],
-                        b"",
-                    ))
-                })
-            }),
-            "more than 5 redirects",
-        ),
-        (
-            "redirect to file://",
-            vec![],
-            Box::new(move |_, r| {
-                is(r, "config.json").then(|| {
-                    Reply::Raw(response(
-                        "302 Found",
-                        &[
-                            ("X-Repo-Commit", COMMIT.into()),
-                            ("ETag", format!("\"{}\"", git_sha1(b"{}"))),
-                            ("Location", "file:///etc/passwd".into()),
-                        ],
-                        b"",
-                    ))
-                })
-            }),
-            "only http and https",
-        ),
-        (
-            "stalled body",
-            vec!["--timeout", "1"],
-            Box::new(move |_, r| {
-                is(r, "config.json").then(|| Reply::Stall(b"HTTP/1.1 200 OK\r\nX-Repo-Commit: 0123456789abcdef0123456789abcdef01234567\r\nETag: \"0123456789abcdef0123456789abcdef01234567\"\r\nContent-Length: 1000\r\n\r\n{\"a\"".to_vec()))
-            }),
-            "sent nothing for 1 s after 4 bytes",
-        ),
-        (
-            "stalled head",
-            vec!["--timeout", "1"],
-            Box::new(move |_, r| is(r, "config.json").then(|| Reply::Stall(Vec::new()))),
-            "cannot fetch config.json",
-        ),
-        (
-            "100 GB announced, endless body",
-            vec![],
-            Box::new(move |_, r| {
-                is(r, "model.safetensors").then(|| Reply::Endless(format!("HTTP/1.1 200 OK\r\nX-Repo-Commit: {COMMIT}\r\nX-Linked-Etag: \"{}\"\r\nX-Linked-Size: 100000000000\r\nContent-Range: bytes 0-99999999999/100000000000\r\n\r\n", "ab".repeat(32)).into_bytes()))
-            }),
-            "announced as 100000000000 bytes, over the 8589934592-byte limit",
-        ),
-        (
-            "endless body, no length",
-            vec![],
-            Box::new(move |_, r| {
-                is(r, "config.json").then(|| Reply::Endless(format!("HTTP/1.1 200 OK\r\nX-Repo-Commit: {COMMIT}\r\nETag: \"{}\"\r\nConnection: close\r\n\r\n", "ab".repeat(20)).into_bytes()))
-            }),
-            "larger than the 16777216-byte limit",
-        ),
-        (
-            "truncated body",
-            vec![],
-            {
-                let c = config.clone();
-                Box::new(move |_, r| {
-                    is(r, "config.json").then(|| { let mut b = format!("HTTP/1.1 200 OK\r\nX-Repo-Commit: {COMMIT}\r\nETag: \"{}\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", git_sha1(&c), c.len()).into_bytes(); b.extend_from_slice(&c[..c.len() / 2]); Reply::Raw(b) })
-                })
-            },
-            "truncated: got",
-        ),
-        (
-            "truncated LFS blob",
-            vec![],
-            {
-                let w = weights.clone();
-                Box::new(move |_, r| {
-                    r.path.starts_with("/cdn/").then(|| {
-                        let mut b = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            w.len()
-                        )
-                        .into_bytes();
-                        b.extend_from_slice(&w[..100]);
-                        Reply::Raw(b)
-                    })
-                })
-            },
-            "truncated: got 100 of",
-        ),
-        (
-            "weights do not match their sha256",
-            vec![],
-            {
-                let w = weights.clone();
-                Box::new(move |_, r| {
-                    r.path.starts_with("/cdn/").then(|| {
-                        let mut bad = w.clone();
-                        let n = bad.len();
-                        bad[n - 1] ^= 1;
-                        Reply::Raw(response("200 OK", &[], &bad))
-                    })
-                })
-            },
-            "corrupt or tampered",
-        ),
-        (
-            "config does not match its git blob id",
-            vec![],
-            Box::new(move |_, r| {
-                is(r, "config.json").then(|| {
-                    Reply::Raw(response(
-                        "200 OK",
-                        &[
-                            ("X-Repo-Commit", COMMIT.into()),
-                            ("ETag", format!("\"{}\"", git_sha1(b"other"))),
-                        ],
-                        b"{}",
-                    ))
-                })
-            }),
-            "corrupt or tampered",
-        ),
-        (
-            "weights with a sha1 only",
-            vec![],
-            {
-                let w = weights.clone();
-                Box::new(move |_, r| {
-                    is(r, "model.safetensors").then(|| {
-                        Reply::Raw(response(
-                            "200 OK",
-                            &[
-                                ("X-Repo-Commit", COMMIT.into()),
-                                ("ETag", format!("\"{}\"", git_sha1(&w))),
-                            ],
-                            &w,
-                        ))
-                    })
-                })
-            },
-            "gave no sha256 (X-Linked-Etag)",
-        ),
-        (
-            "weights that are not safetensors",
-            vec![],
-            Box::new(move |_, r| {
-                let junk = b"\xff\xff\xff\xff\xff\xff\xff\x7fjunk".to_vec();
-                if is(r, "model.safetensors") {
-                    Some(Reply::Raw(response(
-                        "302 Found",
-                        &[
-                            ("X-Repo-Commit", COMMIT.into()),
-                            ("X-Linked-Etag", format!("\"{}\"", sha256(&junk))),
-                            ("Location", "/junk".into()),
-                        ],
-                        b"",
-                    )))
-                } else if r.path == "/junk" {
-                    Some(Reply::Raw(response("200 OK", &[], &junk)))
+                if r.path == resolve("model.safetensors") {
+                    Some(Reply::Raw(response("302 Found", &lfs(quoted(sha256(&j)), "/junk"), b"")))
                 } else {
-                    None
+                    (r.path == "/junk").then(|| Reply::Raw(response("200 OK", &[], &j)))
                 }
             }),
-            "not a valid safetensors file",
-        ),
-        (
-            "files from two commits",
-            vec![],
-            Box::new(move |hub, r| {
-                is(r, "vocab.txt").then(|| {
-                    let b = &hub.files["vocab.txt"];
-                    Reply::Raw(response(
-                        "200 OK",
-                        &[
-                            ("X-Repo-Commit", OTHER_COMMIT.into()),
-                            ("ETag", format!("\"{}\"", git_sha1(b))),
-                        ],
-                        b,
-                    ))
-                })
+            "not a valid safetensors file"),
+        ("files from two commits", vec![],
+            on("vocab.txt", |hub| {
+                let b = &hub.files["vocab.txt"];
+                Reply::Raw(response("200 OK", &[("X-Repo-Commit", OTHER_COMMIT.into()), ("ETag", quoted(git_sha1(b)))], b))
             }),
-            "the repository changed during the download",
-        ),
-        (
-            "HTTP 500",
-            vec![],
-            Box::new(move |_, r| {
-                is(r, "model.safetensors")
-                    .then(|| Reply::Raw(response("500 Internal Server Error", &[], b"")))
-            }),
-            "HTTP 500",
-        ),
-        (
-            "private repository",
-            vec![],
-            Box::new(move |_, r| {
-                is(r, "config.json").then(|| Reply::Raw(response("401 Unauthorized", &[], b"")))
-            }),
-            "set HF_TOKEN",
-        ),
-        (
-            "bad X-Linked-Size",
-            vec![],
-            Box::new(move |_, r| {
-                is(r, "model.safetensors").then(|| {
-                    Reply::Raw(response(
-                        "302 Found",
-                        &[
-                            ("X-Repo-Commit", COMMIT.into()),
-                            ("X-Linked-Etag", format!("\"{}\"", "cd".repeat(32))),
-                            ("X-Linked-Size", "-5".into()),
-                            ("Location", "/cdn/x".into()),
-                        ],
-                        b"",
-                    ))
-                })
-            }),
-            "X-Linked-Size \"-5\"",
-        ),
-        (
-            "revision with ../",
-            vec!["--revision", "../../X"],
+            "the repository changed during the download"),
+        ("HTTP 500", vec![],
+            answer("model.safetensors", "500 Internal Server Error", vec![], b""),
+            "HTTP 500"),
+        ("private repository", vec![],
+            answer("config.json", "401 Unauthorized", vec![], b""),
+            "set HF_TOKEN"),
+        ("bad X-Linked-Size", vec![],
+            answer("model.safetensors", "302 Found", vec![commit(), ("X-Linked-Etag", quoted("cd".repeat(32))), ("X-Linked-Size", "-5".into()), ("Location", "/cdn/x".into())], b""),
+            "X-Linked-Size \"-5\""),
+        ("revision with ../", vec!["--revision", "../../X"],
             Box::new(|_, _| None),
-            "--revision \"../../X\"",
-        ),
+            "--revision \"../../X\""),
     ];
     assert!(cases.len() >= 20);
     for (name, flags, hostile, want) in cases {
