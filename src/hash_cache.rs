@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Record {
-    #[serde(default)]
     path: String,
     sha256: String,
     len: u64,

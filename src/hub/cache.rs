@@ -153,6 +153,17 @@ impl RepoCache {
         Ok(path)
     }
 
+    /// A snapshot whose `file` links to the blob named `hex` (for a delta
+    /// checkpoint looking for its base by sha256), if the cache has one.
+    pub fn snapshot_with(&self, file: &str, hex: &str) -> Option<PathBuf> {
+        let want = Path::new("../../blobs").join(hex);
+        let snapshots = std::fs::read_dir(self.dir.join("snapshots")).ok()?;
+        snapshots
+            .flatten()
+            .map(|e| e.path())
+            .find(|snap| std::fs::read_link(snap.join(file)).is_ok_and(|t| t == want))
+    }
+
     /// The cached, verified content of `file` at `commit`, for `--offline`:
     /// `Ok(None)` when the cache has no such file.
     pub fn cached_file(&self, commit: &str, file: &str) -> Result<Option<PathBuf>> {
@@ -200,19 +211,6 @@ impl RepoCache {
             ));
         }
         Ok(Some(blob))
-    }
-}
-
-impl RepoCache {
-    /// A snapshot whose `file` links to the blob named `hex` (for a delta
-    /// checkpoint looking for its base by sha256), if the cache has one.
-    pub fn snapshot_with(&self, file: &str, hex: &str) -> Option<PathBuf> {
-        let want = Path::new("../../blobs").join(hex);
-        let snapshots = std::fs::read_dir(self.dir.join("snapshots")).ok()?;
-        snapshots
-            .flatten()
-            .map(|e| e.path())
-            .find(|snap| std::fs::read_link(snap.join(file)).is_ok_and(|t| t == want))
     }
 }
 

@@ -6,8 +6,7 @@
 //! `ETag`. Both are the file's name in the cache's `blobs/`.
 
 use super::names::is_hex;
-use crate::{Error, Result};
-use std::io::Read;
+use crate::Result;
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,36 +48,16 @@ impl Digest {
 
     /// The digest of `path`'s content, of the same kind as `self`.
     pub fn of_same_kind(&self, path: &Path) -> Result<String> {
-        let len = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, e))?
-            .len();
-        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut feed = |update: &mut dyn FnMut(&[u8])| -> Result<()> {
-            loop {
-                let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-                if n == 0 {
-                    return Ok(());
-                }
-                update(&buf[..n]);
-            }
-        };
-        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        Ok(match self {
-            Digest::Sha256(_) => {
-                use sha2::Digest as _;
-                let mut h = sha2::Sha256::new();
-                feed(&mut |b| h.update(b))?;
-                hex(&h.finalize())
-            }
-            Digest::GitSha1(_) => {
-                use sha1::Digest as _;
-                let mut h = sha1::Sha1::new();
-                h.update(format!("blob {len}\0").as_bytes());
-                feed(&mut |b| h.update(b))?;
-                hex(&h.finalize())
-            }
-        })
+        if let Digest::Sha256(_) = self {
+            return crate::hash_cache::sha256_uncached(path);
+        }
+        // The git blob id: sha1 of "blob {len}\0" and the content.
+        use sha1::Digest as _;
+        let map = crate::model::map_file(path)?;
+        let mut h = sha1::Sha1::new();
+        h.update(format!("blob {}\0", map.len()).as_bytes());
+        h.update(&map[..]);
+        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// Whether `path` holds exactly the content this digest names.

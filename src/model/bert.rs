@@ -38,7 +38,6 @@ pub struct BertClassifier {
     /// The typed description every executor reads.
     pub spec: ModelSpec,
     pub params: ParamStore,
-    num_labels: usize,
     embeddings: Embeddings,
     layers: Vec<Layer>,
     pooler: Linear,
@@ -176,7 +175,6 @@ impl BertClassifier {
             config: config.clone(),
             spec,
             params: p,
-            num_labels,
             embeddings,
             layers,
             pooler,
@@ -247,7 +245,7 @@ impl BertClassifier {
     }
 
     pub fn num_labels(&self) -> usize {
-        self.num_labels
+        self.spec.num_labels
     }
 
     pub fn device(&self) -> &Device {

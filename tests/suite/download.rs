@@ -365,6 +365,13 @@ fn git_blob_ids_match_git() {
     assert!(d.matches(&p).unwrap());
     std::fs::write(&p, b"hello").unwrap();
     assert!(!d.matches(&p).unwrap());
+    // An empty file (`git hash-object /dev/null`; sha256 of nothing).
+    std::fs::write(&p, b"").unwrap();
+    let empty =
+        stance::hub::digest::Digest::parse("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391").unwrap();
+    assert!(empty.matches(&p).unwrap());
+    let empty256 = stance::hub::digest::Digest::parse(&sha256(b"")).unwrap();
+    assert!(empty256.matches(&p).unwrap());
 }
 
 #[test]
