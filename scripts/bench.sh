@@ -82,6 +82,14 @@ $st bench --model "$work/pt-ckpt" --data data/stance.test.jsonl --limit 50 --max
 $st train --train "$work/train-subset.jsonl" --base $base --out "$work/st-lora" --method lora --epochs 1 --max-len 48 --lr 1e-3 >/dev/null 2>&1
 $st bench --model "$work/st-lora" --data data/stance.test.jsonl --limit 50 --max-len 48 --logits-out "$work/st-on-lora.json"
 "$py" scripts/bench/pytorch_ref.py --model $base --adapter "$work/st-lora" --data data/stance.test.jsonl --mode logits --limit 50 --max-len 48 --out "$work/peft-on-lora.json"
+# The RoBERTa family: a stance checkpoint trained from transformers' tiny
+# random RobertaForSequenceClassification, loaded back by transformers.
+rob=tests/fixtures/roberta-tiny
+$st train --train "$work/train-subset.jsonl" --base $rob --out "$work/st-roberta" --method full --epochs 1 --max-len 32 >/dev/null 2>&1
+$st bench --model "$work/st-roberta" --data data/stance.test.jsonl --limit 50 --max-len 128 --logits-out "$work/st-on-roberta.json"
+"$py" scripts/bench/pytorch_ref.py --model "$work/st-roberta" --data data/stance.test.jsonl --mode logits --limit 50 --max-len 128 --out "$work/pt-on-roberta.json"
+$st bench --model $rob --data data/stance.test.jsonl --limit 50 --max-len 128 --logits-out "$work/st-on-ptroberta.json"
+"$py" scripts/bench/pytorch_ref.py --model $rob --data data/stance.test.jsonl --mode logits --limit 50 --max-len 128 --out "$work/pt-on-ptroberta.json"
 
 "$py" - "$res" "$work" "$threads" <<'PY'
 import json, statistics, sys
@@ -125,4 +133,8 @@ print(f"\ninterop: transformers loads a stance checkpoint: max |logit diff| {d1:
 print(f"interop: stance loads a transformers checkpoint: max |logit diff| {d2:.2e} over {n2} sentences ({'ok' if d2 < 1e-4 else 'FAIL'})")
 d3, n3 = maxdiff("st-on-lora.json", "peft-on-lora.json")
 print(f"interop: PEFT loads a stance LoRA adapter: max |logit diff| {d3:.2e} over {n3} sentences ({'ok' if d3 < 1e-4 else 'FAIL'})")
+d4, n4 = maxdiff("st-on-roberta.json", "pt-on-roberta.json")
+print(f"interop: transformers loads a stance RoBERTa checkpoint: max |logit diff| {d4:.2e} over {n4} sentences ({'ok' if d4 < 1e-4 else 'FAIL'})")
+d5, n5 = maxdiff("st-on-ptroberta.json", "pt-on-ptroberta.json")
+print(f"interop: stance loads transformers' RobertaForSequenceClassification: max |logit diff| {d5:.2e} over {n5} sentences ({'ok' if d5 < 1e-4 else 'FAIL'})")
 PY

@@ -78,7 +78,11 @@ impl TextEncoder {
                 "--max-len {max_len} is too small (minimum 8)"
             )));
         }
-        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
+        // BERT's `[PAD]`, RoBERTa's `<pad>` (padding is masked out either way).
+        let pad_id = ["[PAD]", "<pad>"]
+            .iter()
+            .find_map(|t| tokenizer.token_to_id(t))
+            .unwrap_or(0);
         let mut full = tokenizer.clone();
         full.with_truncation(None).map_err(|e| Error::Tokenizer {
             path: path.into(),

@@ -99,10 +99,11 @@ impl StanceSettings {
                 self.temperature
             ));
         }
-        if self.max_len < 4 || self.max_len > config.max_position_embeddings {
+        if self.max_len < 4 || self.max_len > config.max_tokens() {
             return Err(format!(
                 "stance.max_len {} must be in 4..={} (max_position_embeddings)",
-                self.max_len, config.max_position_embeddings
+                self.max_len,
+                config.max_tokens()
             ));
         }
         if self.context > 16 {
@@ -124,6 +125,34 @@ impl Default for StanceSettings {
             base: None,
         }
     }
+}
+
+const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
+
+/// `tokenizer_config.json` for a saved checkpoint: it tells transformers'
+/// `AutoTokenizer` to run `tokenizer.json` as it is (without it, a RoBERTa
+/// checkpoint gets a byte-level BPE rebuilt from the vocabulary), and names
+/// the special tokens the tokenizer holds.
+fn tokenizer_config(tok: &tokenizers::Tokenizer, max_len: usize) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": max_len,
+    });
+    let roles = [
+        ("pad_token", ["[PAD]", "<pad>"]),
+        ("unk_token", ["[UNK]", "<unk>"]),
+        ("cls_token", ["[CLS]", "<s>"]),
+        ("sep_token", ["[SEP]", "</s>"]),
+        ("mask_token", ["[MASK]", "<mask>"]),
+        ("bos_token", ["<s>", "<s>"]),
+        ("eos_token", ["</s>", "</s>"]),
+    ];
+    for (role, names) in roles {
+        if let Some(n) = names.iter().find(|n| tok.token_to_id(n).is_some()) {
+            v[role] = serde_json::json!(n);
+        }
+    }
+    v
 }
 
 /// A model ready to use: weights, tokenizer, labels and settings.
@@ -204,7 +233,7 @@ pub fn load_base(
     }
     let encoder = TextEncoder::new(
         tokenizer_path_or_build(dir)?,
-        max_len.min(config.max_position_embeddings),
+        max_len.min(config.max_tokens()),
         &dir.join("tokenizer.json"),
     )?;
     let settings = StanceSettings {
@@ -248,7 +277,12 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
     let settings: StanceSettings = match config.extra.get("stance") {
         Some(v) => serde_json::from_value(v.clone())
             .map_err(|e| Error::file(&config_path, format!("bad \"stance\" settings: {e}")))?,
-        None => StanceSettings::default(),
+        // A transformers checkpoint: stance's defaults, within its positions.
+        None => {
+            let mut s = StanceSettings::default();
+            s.max_len = s.max_len.min(config.max_tokens());
+            s
+        }
     };
     settings
         .validate(&config)
@@ -311,7 +345,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
     })?;
     let encoder = TextEncoder::new(
         tokenizer,
-        settings.max_len.min(config.max_position_embeddings),
+        settings.max_len.min(config.max_tokens()),
         &dir.join("tokenizer.json"),
     )?;
     Ok(Checkpoint {
@@ -505,6 +539,9 @@ pub fn save(dir: &Path, ckpt: &Checkpoint, extras: &SaveExtras) -> Result<()> {
                 path: tmp.join("tokenizer.json"),
                 message: e.to_string(),
             })?;
+        let tc = tokenizer_config(ckpt.encoder.tokenizer(), ckpt.settings.max_len);
+        std::fs::write(tmp.join(TOKENIZER_CONFIG), json(&tc))
+            .map_err(|e| Error::io(tmp.join(TOKENIZER_CONFIG), e))?;
         std::fs::write(tmp.join("training_args.json"), json(extras.training_args))
             .map_err(|e| Error::io(tmp.join("training_args.json"), e))?;
         std::fs::write(tmp.join("metrics.json"), json(extras.metrics))

@@ -49,9 +49,7 @@ pub fn download(cfg: &DownloadConfig) -> Result<Vec<PathBuf>> {
     crate::guard::checkpoint_dir(&cfg.out, "--out", cfg.overwrite, &[])?;
     let cache = RepoCache::from_env(&cfg.model_id)?;
     // huggingface_hub's switch: no network, the cache only.
-    let env_offline = std::env::var("HF_HUB_OFFLINE")
-        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
-    let fetched = if cfg.offline || env_offline {
+    let fetched = if cfg.offline || env_offline() {
         from_cache(cfg, &cache)?
     } else {
         from_hub(cfg, &cache)?
@@ -67,6 +65,48 @@ pub fn download(cfg: &DownloadConfig) -> Result<Vec<PathBuf>> {
     }
     write_model_dir(&cfg.out, &fetched)?;
     Ok(fetched.iter().map(|(n, _)| cfg.out.join(n)).collect())
+}
+
+/// A model named as the hub names it, `org/name[@revision]`, resolved to
+/// its snapshot directory in the hub cache (huggingface_hub's layout, so a
+/// model Python tools fetched is found too). Each cached file is verified
+/// against its hash before use; what is not cached is downloaded first,
+/// unless `offline` or `HF_HUB_OFFLINE` says not to.
+pub fn resolve_model(name: &str, offline: bool, timeout: Duration) -> Result<PathBuf> {
+    let (model_id, revision) = match name.split_once('@') {
+        Some((id, rev)) => (id, rev),
+        None => (name, "main"),
+    };
+    let cfg = DownloadConfig {
+        model_id: model_id.into(),
+        revision: revision.into(),
+        out: PathBuf::new(),
+        offline,
+        progress: false,
+        overwrite: false,
+        timeout,
+    };
+    validate_model_id(&cfg.model_id)?;
+    validate_revision(&cfg.revision)?;
+    let cache = RepoCache::from_env(&cfg.model_id)?;
+    match from_cache(&cfg, &cache) {
+        Ok(_) => {}
+        Err(e) if offline || env_offline() => return Err(e),
+        Err(_) => {
+            from_hub(&cfg, &cache)?;
+        }
+    }
+    // Every file verified and linked: the snapshot is the model directory.
+    let commit = cache
+        .commit_of(&cfg.revision)?
+        .ok_or_else(|| err(&cfg, "no commit recorded in the cache".into()))?;
+    Ok(cache.dir().join("snapshots").join(commit))
+}
+
+/// `HF_HUB_OFFLINE` as huggingface_hub reads it.
+fn env_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
 }
 
 fn err(cfg: &DownloadConfig, message: String) -> Error {

@@ -68,7 +68,7 @@ SIGTERM or Ctrl-C stops taking connections and finishes the requests in flight."
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Checkpoint directory.
+    /// Checkpoint directory, or a hub model as org/name[@revision]: read from the hub cache (HF_HUB_CACHE), downloaded there when missing unless HF_HUB_OFFLINE=1.
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: PathBuf,
     /// Address to listen on (port 0: any free port, printed on stderr).
@@ -197,12 +197,12 @@ struct TrainArgs {
     /// Feed this many neighbouring sentences on each side as a second segment.
     #[arg(long, default_value_t = 0)]
     context: usize,
-    /// What to train: every tensor, the top --train-layers layers plus head, the head alone, or LoRA adapters plus classifier.
-    #[arg(long, value_enum, default_value_t = MethodArg::Full)]
+    /// What to train: every tensor, the top --train-layers encoder layers plus head (the shipped recipe; embeddings frozen), the head alone, or LoRA adapters plus classifier.
+    #[arg(long, value_enum, default_value_t = MethodArg::Top)]
     method: MethodArg,
-    /// Encoder layers trained by --method top.
-    #[arg(long, default_value_t = 2)]
-    train_layers: usize,
+    /// Encoder layers trained by --method top, counted from the top (default: all of them, as the shipped recipe trains MiniLM's 6).
+    #[arg(long)]
+    train_layers: Option<usize>,
     /// LoRA rank (--method lora), at most the model's hidden size.
     #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     lora_r: usize,
@@ -297,7 +297,7 @@ enum ShardByArg {
 
 #[derive(Args)]
 struct PredictArgs {
-    /// Checkpoint directory.
+    /// Checkpoint directory, or a hub model as org/name[@revision]: read from the hub cache (HF_HUB_CACHE), downloaded there when missing unless HF_HUB_OFFLINE=1.
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: PathBuf,
     /// Plain-text articles ("-" or nothing: standard input).
@@ -645,7 +645,27 @@ fn load_model(dir: &Path) -> Result<stance::checkpoint::Checkpoint> {
     if !dir.exists() && dir == Path::new(DEFAULT_MODEL) {
         bail!("no --model given and the default model {DEFAULT_MODEL} is not there (run from the project root, or pass --model DIR)");
     }
-    Ok(stance::checkpoint::load(dir, &candle_core::Device::Cpu)?)
+    let dir = model_dir(dir)?;
+    Ok(stance::checkpoint::load(&dir, &candle_core::Device::Cpu)?)
+}
+
+/// `--model`: a directory as given, or, when no such path exists and it
+/// reads as `org/name[@revision]`, that model's snapshot in the hub cache.
+fn model_dir(arg: &Path) -> Result<PathBuf> {
+    if arg.exists() {
+        return Ok(arg.to_path_buf());
+    }
+    let name = arg.to_string_lossy();
+    let id = name.split_once('@').map_or(&*name, |(id, _)| id);
+    if id.split('/').count() == 2 && stance::download::validate_model_id(id).is_ok() {
+        eprintln!("--model {name}: no such directory; looking in the hub cache");
+        return Ok(stance::download::resolve_model(
+            &name,
+            false,
+            std::time::Duration::from_secs(30),
+        )?);
+    }
+    Ok(arg.to_path_buf())
 }
 
 fn read_articles(files: &[PathBuf], format: InputFormat) -> Result<Vec<Article>> {

@@ -51,7 +51,9 @@ pub struct Engine {
     heads: usize,
     eps: f32,
     act: Activation,
+    /// The longest sentence the position table numbers (offset deducted).
     max_positions: usize,
+    position_offset: usize,
     type_vocab: usize,
     vocab: usize,
     word: Vec<f32>,
@@ -117,7 +119,7 @@ impl Engine {
         let e = &spec.embeddings;
         // The head is a few thousand multiply-adds a sentence: kept in f32.
         let (pooler, classifier) = match spec.head.kind {
-            HeadKind::Pooler => (
+            HeadKind::Pooler | HeadKind::Roberta => (
                 dense(&spec.head.pooler, Precision::F32)?,
                 dense(&spec.head.classifier, Precision::F32)?,
             ),
@@ -127,7 +129,8 @@ impl Engine {
             heads: spec.heads,
             eps: spec.eps as f32,
             act: spec.activation,
-            max_positions: spec.max_positions,
+            max_positions: spec.max_tokens(),
+            position_offset: spec.position_offset,
             type_vocab: spec.type_vocab,
             vocab: spec.vocab,
             word: vec(&e.word)?,
@@ -155,7 +158,7 @@ impl Engine {
             }
             if e.ids.len() > self.max_positions {
                 return Err(Error::Invalid(format!(
-                    "sequence of {} tokens exceeds max_position_embeddings {}",
+                    "sequence of {} tokens exceeds the {} positions of max_position_embeddings",
                     e.ids.len(),
                     self.max_positions
                 )));
@@ -219,6 +222,7 @@ impl Engine {
             for (pos, (&id, &ty)) in e.ids.iter().zip(&e.type_ids).enumerate() {
                 let dst = &mut x[r * h..(r + 1) * h];
                 let w = &self.word[id as usize * h..(id as usize + 1) * h];
+                let pos = pos + self.position_offset;
                 let p = &self.position[pos * h..(pos + 1) * h];
                 let t = &self.token_type[ty as usize * h..(ty as usize + 1) * h];
                 for i in 0..h {

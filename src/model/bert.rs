@@ -1,11 +1,10 @@
 //! BERT encoder + pooler + classifier, following transformers'
 //! `modeling_bert.py` (BertEmbeddings, BertSelfAttention, BertSelfOutput,
 //! BertIntermediate, BertOutput, BertPooler, BertForSequenceClassification).
-//! `forward_t(.., train)` uses differentiable ops and real dropout when
-//! training, and candle's fused no-backward kernels at inference. This graph
-//! is the reference the inference engine and the native training step are
-//! tested against, and the training path for models the native step does
-//! not cover.
+//! Built from candle's differentiable ops only (composed softmax and layer
+//! norm; candle's GELU), with real dropout when `forward_t(.., train)`.
+//! This graph is the reference the inference engine and the native training
+//! step are tested against; nothing in the product runs it.
 
 use super::linear::Linear;
 use super::spec::{Activation, DenseSpec, HeadKind, ModelSpec, NormSpec, TensorKind};
@@ -81,7 +80,7 @@ fn modules(
         })
         .collect();
     let (pooler, classifier) = match spec.head.kind {
-        HeadKind::Pooler => (
+        HeadKind::Pooler | HeadKind::Roberta => (
             built_linear(p, &spec.head.pooler, lora_scale),
             built_linear(p, &spec.head.classifier, lora_scale),
         ),
@@ -303,7 +302,12 @@ impl BertClassifier {
         train: bool,
     ) -> Result<Tensor> {
         let hidden = self.encode(ids, type_ids, mask, train)?;
-        let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+        let mut cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+        if self.spec.head.kind.drops_input() {
+            cls = self
+                .classifier_dropout
+                .forward_t(&cls, &self.dropout_rng, train)?;
+        }
         let pooled = self.pooler.forward(&cls)?.tanh()?;
         let pooled = self
             .classifier_dropout
@@ -320,10 +324,10 @@ impl BertClassifier {
         train: bool,
     ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        if t > self.config.max_position_embeddings {
+        if t > self.spec.max_tokens() {
             return Err(crate::Error::Invalid(format!(
-                "sequence of {t} tokens exceeds max_position_embeddings {}",
-                self.config.max_position_embeddings
+                "sequence of {t} tokens exceeds the {} positions of max_position_embeddings",
+                self.spec.max_tokens()
             )));
         }
         let h = self.config.hidden_size;
@@ -336,7 +340,7 @@ impl BertClassifier {
             .token_type
             .index_select(&type_ids.flatten_all()?, 0)?
             .reshape((b, t, h))?;
-        let pos = e.position.narrow(0, 0, t)?;
+        let pos = e.position.narrow(0, self.spec.position_offset, t)?;
         let x = words.add(&types)?.broadcast_add(&pos)?;
         let frozen = if train {
             self.frozen_layers.unwrap_or(0)
@@ -344,7 +348,7 @@ impl BertClassifier {
             0
         };
         let embed_train = train && self.frozen_layers.is_none();
-        let x = e.norm.forward_t(&x, embed_train)?;
+        let x = e.norm.forward(&x)?;
         let mut x = self
             .hidden_dropout
             .forward_t(&x, &self.dropout_rng, embed_train)?;
@@ -373,11 +377,8 @@ impl BertClassifier {
         let k = split(l.key.forward(x)?)?;
         let v = split(l.value.forward(x)?)?;
         let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?.broadcast_add(bias)?;
-        let probs = if train {
-            super::ops::softmax_last_dim(&scores)?
-        } else {
-            candle_nn::ops::softmax_last_dim(&scores)?
-        };
+        // candle's composed softmax: it has a backward (the fused one has none).
+        let probs = candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?;
         let probs = self
             .attn_dropout
             .forward_t(&probs, &self.dropout_rng, train)?;
@@ -385,17 +386,16 @@ impl BertClassifier {
         let attn =
             self.hidden_dropout
                 .forward_t(&l.attn_out.forward(&ctx)?, &self.dropout_rng, train)?;
-        let x = l.attn_norm.forward_t(&(attn + x)?, train)?;
-        let inter = self.activation(&l.intermediate.forward(&x)?, train)?;
+        let x = l.attn_norm.forward(&(attn + x)?)?;
+        let inter = self.activation(&l.intermediate.forward(&x)?)?;
         let out =
             self.hidden_dropout
                 .forward_t(&l.output.forward(&inter)?, &self.dropout_rng, train)?;
-        Ok(l.out_norm.forward_t(&(out + x)?, train)?)
+        Ok(l.out_norm.forward(&(out + x)?)?)
     }
 
-    fn activation(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+    fn activation(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self.spec.activation {
-            Activation::GeluErf if train => super::ops::gelu_erf(x),
             Activation::GeluErf => x.gelu_erf(),
             Activation::Relu => x.relu(),
             Activation::GeluTanh => x.gelu(),

@@ -95,12 +95,14 @@ impl BertConfig {
         let mut c = self.clone();
         c.id2label = Some(labels.id2label());
         c.label2id = Some(labels.label2id());
+        // validate() has accepted the family before any model is built.
+        let family = super::spec::Family::from_config(self).unwrap_or(super::spec::Family::Bert);
         c.extra.insert(
             "architectures".into(),
-            serde_json::json!(["BertForSequenceClassification"]),
+            serde_json::json!([family.classifier_class()]),
         );
         c.extra
-            .insert("model_type".into(), serde_json::json!("bert"));
+            .insert("model_type".into(), serde_json::json!(family.model_type()));
         c.extra.insert(
             "problem_type".into(),
             serde_json::json!("single_label_classification"),
@@ -109,6 +111,15 @@ impl BertConfig {
         // Written by stance, not by the transformers version that wrote the base.
         c.extra.remove("transformers_version");
         c
+    }
+
+    /// The longest sentence the position table can number: RoBERTa's
+    /// positions start after its pad id ([`super::spec::Family::position_offset`]).
+    pub fn max_tokens(&self) -> usize {
+        let offset = super::spec::Family::from_config(self)
+            .map(|f| f.position_offset(self.pad_token_id))
+            .unwrap_or(0);
+        self.max_position_embeddings.saturating_sub(offset)
     }
 
     pub fn head_dim(&self) -> usize {

@@ -7,7 +7,6 @@ mod dropout;
 mod layer_norm;
 mod linear;
 mod load;
-pub mod ops;
 mod params;
 pub mod preflight;
 pub mod spec;

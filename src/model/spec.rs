@@ -14,13 +14,21 @@ use super::BertConfig;
 pub enum Family {
     /// transformers' `BertModel` / `BertForSequenceClassification`.
     Bert,
+    /// `RobertaModel` / `RobertaForSequenceClassification`.
+    Roberta,
+    /// `XLMRobertaForSequenceClassification`: RoBERTa's layout and head.
+    XlmRoberta,
 }
 
 impl Family {
     pub fn from_config(c: &BertConfig) -> Result<Family, String> {
         match c.extra.get("model_type").and_then(|v| v.as_str()) {
             None | Some("bert") => Ok(Family::Bert),
-            Some(other) => Err(format!("model_type {other:?} is not a BERT-family encoder")),
+            Some("roberta") => Ok(Family::Roberta),
+            Some("xlm-roberta") => Ok(Family::XlmRoberta),
+            Some(other) => Err(format!(
+                "model_type {other:?} is not supported (bert, roberta, xlm-roberta)"
+            )),
         }
     }
 
@@ -28,19 +36,42 @@ impl Family {
     pub fn prefix(self) -> &'static str {
         match self {
             Family::Bert => "bert",
+            Family::Roberta | Family::XlmRoberta => "roberta",
+        }
+    }
+
+    /// `model_type` in `config.json`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Family::Bert => "bert",
+            Family::Roberta => "roberta",
+            Family::XlmRoberta => "xlm-roberta",
+        }
+    }
+
+    /// The transformers class of a sequence classifier (`architectures`).
+    pub fn classifier_class(self) -> &'static str {
+        match self {
+            Family::Bert => "BertForSequenceClassification",
+            Family::Roberta => "RobertaForSequenceClassification",
+            Family::XlmRoberta => "XLMRobertaForSequenceClassification",
         }
     }
 
     pub fn head(self) -> HeadKind {
         match self {
             Family::Bert => HeadKind::Pooler,
+            Family::Roberta | Family::XlmRoberta => HeadKind::Roberta,
         }
     }
 
-    /// Position ids start here (RoBERTa numbers them after its pad id).
-    pub fn position_offset(self) -> usize {
+    /// The position id of a sentence's first token: BERT counts from 0;
+    /// RoBERTa counts after its pad id (`create_position_ids_from_input_ids`
+    /// numbers real tokens `pad_token_id + 1, + 2, ...`).
+    pub fn position_offset(self, pad_token_id: usize) -> usize {
         match self {
             Family::Bert => 0,
+            Family::Roberta | Family::XlmRoberta => pad_token_id + 1,
         }
     }
 }
@@ -69,8 +100,23 @@ impl Activation {
 /// How the classifier reads the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadKind {
-    /// `classifier(dropout(tanh(pooler.dense(first token))))`.
+    /// BERT: `classifier(dropout(tanh(pooler.dense(first token))))`.
     Pooler,
+    /// RoBERTa's `RobertaClassificationHead`:
+    /// `classifier.out_proj(dropout(tanh(classifier.dense(dropout(first token)))))`,
+    /// the same function as the pooler head with one more dropout, before the
+    /// first dense layer.
+    Roberta,
+}
+
+impl HeadKind {
+    /// Whether the first token is dropped out before the head's first dense layer.
+    pub fn drops_input(self) -> bool {
+        match self {
+            HeadKind::Pooler => false,
+            HeadKind::Roberta => true,
+        }
+    }
 }
 
 /// A dense layer `y = x W^T + b`: `W` is `[out, inp]`.
@@ -170,9 +216,10 @@ impl LayerSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadSpec {
     pub kind: HeadKind,
-    /// `[hidden, hidden]`, then tanh.
+    /// `[hidden, hidden]`, then tanh: BERT's `pooler.dense`, RoBERTa's
+    /// `classifier.dense`.
     pub pooler: DenseSpec,
-    /// `[num_labels, hidden]`.
+    /// `[num_labels, hidden]`: BERT's `classifier`, RoBERTa's `classifier.out_proj`.
     pub classifier: DenseSpec,
 }
 
@@ -184,6 +231,8 @@ pub struct ModelSpec {
     pub heads: usize,
     pub vocab: usize,
     pub max_positions: usize,
+    /// The position id of each sentence's first token ([`Family::position_offset`]).
+    pub position_offset: usize,
     pub type_vocab: usize,
     pub eps: f64,
     pub num_labels: usize,
@@ -222,7 +271,19 @@ impl ModelSpec {
                 pooler: DenseSpec::new(format!("{p}.pooler.dense"), h, h),
                 classifier: DenseSpec::new("classifier".into(), num_labels, h),
             },
+            HeadKind::Roberta => HeadSpec {
+                kind: HeadKind::Roberta,
+                pooler: DenseSpec::new("classifier.dense".into(), h, h),
+                classifier: DenseSpec::new("classifier.out_proj".into(), num_labels, h),
+            },
         };
+        let position_offset = family.position_offset(c.pad_token_id);
+        if position_offset >= c.max_position_embeddings {
+            return Err(format!(
+                "pad_token_id {} leaves no positions of max_position_embeddings {}",
+                c.pad_token_id, c.max_position_embeddings
+            ));
+        }
         Ok(ModelSpec {
             family,
             activation,
@@ -230,6 +291,7 @@ impl ModelSpec {
             heads: c.num_attention_heads,
             vocab: c.vocab_size,
             max_positions: c.max_position_embeddings,
+            position_offset,
             type_vocab: c.type_vocab_size,
             eps: c.layer_norm_eps,
             num_labels,
@@ -280,12 +342,17 @@ impl ModelSpec {
             norm(&mut v, &l.out_norm);
         }
         match self.head.kind {
-            HeadKind::Pooler => {
+            HeadKind::Pooler | HeadKind::Roberta => {
                 dense(&mut v, &self.head.pooler);
                 dense(&mut v, &self.head.classifier);
             }
         }
         v
+    }
+
+    /// The longest sentence the position table can number.
+    pub fn max_tokens(&self) -> usize {
+        self.max_positions - self.position_offset
     }
 }
 
@@ -313,6 +380,39 @@ mod tests {
             t.last().unwrap(),
             &("classifier.bias".to_string(), vec![4], TensorKind::Bias)
         );
+    }
+
+    #[test]
+    fn roberta_names_head_and_positions_are_transformers() {
+        let mut c = BertConfig::tiny(50);
+        c.extra
+            .insert("model_type".into(), serde_json::json!("roberta"));
+        c.pad_token_id = 1;
+        let s = ModelSpec::new(&c, 3).unwrap();
+        assert_eq!(s.family, Family::Roberta);
+        assert_eq!(s.head.kind, HeadKind::Roberta);
+        assert_eq!(s.position_offset, 2);
+        assert_eq!(s.max_tokens(), 126);
+        assert_eq!(
+            s.embeddings.word,
+            "roberta.embeddings.word_embeddings.weight"
+        );
+        assert_eq!(s.head.pooler.weight(), "classifier.dense.weight");
+        assert_eq!(s.head.classifier.bias(), "classifier.out_proj.bias");
+        assert_eq!(
+            s.family.classifier_class(),
+            "RobertaForSequenceClassification"
+        );
+        c.extra
+            .insert("model_type".into(), serde_json::json!("xlm-roberta"));
+        let s = ModelSpec::new(&c, 3).unwrap();
+        assert_eq!(
+            s.family.classifier_class(),
+            "XLMRobertaForSequenceClassification"
+        );
+        assert_eq!(s.family.prefix(), "roberta");
+        c.pad_token_id = 127;
+        assert!(ModelSpec::new(&c, 3).unwrap_err().contains("pad_token_id"));
     }
 
     #[test]

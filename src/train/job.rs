@@ -37,7 +37,8 @@ pub enum Method {
     /// Every tensor.
     Full,
     /// The top N encoder layers, the pooler and the classifier.
-    Top(usize),
+    /// (`None`: every encoder layer, the embeddings frozen.)
+    Top(Option<usize>),
     /// Only the pooler and classifier, over a frozen encoder.
     Head,
     /// LoRA adapters plus the classifier (saved in PEFT's layout).
@@ -55,7 +56,10 @@ impl Serialize for Method {
             Method::Head => m.serialize_entry("method", "head")?,
             Method::Top(k) => {
                 m.serialize_entry("method", "top")?;
-                m.serialize_entry("train_layers", k)?;
+                match k {
+                    Some(k) => m.serialize_entry("train_layers", k)?,
+                    None => m.serialize_entry("train_layers", "all")?,
+                }
             }
             Method::Lora(l) => {
                 m.serialize_entry("method", "lora")?;
@@ -158,6 +162,7 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
         Method::Full => ckpt.model.set_trainable_layers(None),
         Method::Top(k) => {
             let layers = ckpt.model.config.num_hidden_layers;
+            let k = &k.unwrap_or(layers);
             if *k == 0 || *k > layers {
                 return Err(Error::Invalid(format!("--train-layers {k}: the base has {layers} layers; give 1..={layers} (or --method head / full)")));
             }

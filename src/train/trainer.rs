@@ -2,7 +2,7 @@
 //! caller turns events into progress bars and log lines (or, in tests,
 //! collects them).
 
-use super::loss::{balanced_weights, weighted_cross_entropy};
+use super::loss::balanced_weights;
 use super::optim::{clip_scale, grad_norm, AdamW};
 use super::schedule::lr_at;
 use crate::batch::{make_batch, Batch, Encoded};
@@ -145,8 +145,8 @@ pub fn evaluate(
 /// One optimisation step on a labelled batch: forward in training mode,
 /// class-weighted loss, backward, gradient clipping, AdamW update. Returns
 /// the loss and the gradient norm before clipping. Runs the native step
-/// ([`super::native`]) where it supports the model, candle's graph
-/// otherwise.
+/// ([`super::native`]); candle's graph is only the reference it is tested
+/// against.
 pub fn train_step(
     model: &BertClassifier,
     b: &Batch,
@@ -156,22 +156,8 @@ pub fn train_step(
     max_grad_norm: f64,
     lr: f64,
 ) -> Result<(f64, f64)> {
-    let (loss_v, grads) = if super::native::supports(model) {
-        let out = super::native::step(model, &b.packed, &weights.to_vec1::<f32>()?)?;
-        (out.loss, out.grads)
-    } else {
-        let logits = model.forward_t(&b.ids, &b.type_ids, &b.mask, true)?;
-        let labels = b
-            .labels
-            .as_ref()
-            .ok_or_else(|| Error::Invalid("training batch without labels".into()))?;
-        let loss = weighted_cross_entropy(&logits, labels, weights)?;
-        let loss_v = loss.to_scalar::<f32>()? as f64;
-        if !loss_v.is_finite() {
-            return Err(Error::Diverged(format!("loss is {loss_v}")));
-        }
-        (loss_v, loss.backward()?)
-    };
+    let out = super::native::step(model, &b.packed, &weights.to_vec1::<f32>()?)?;
+    let (loss_v, grads) = (out.loss, out.grads);
     if !loss_v.is_finite() {
         return Err(Error::Diverged(format!("loss is {loss_v}")));
     }

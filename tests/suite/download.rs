@@ -768,3 +768,87 @@ fn a_moved_delta_checkpoint_finds_its_base_in_the_hub_cache() {
         "{e}"
     );
 }
+
+#[test]
+fn model_flag_takes_a_hub_name_downloads_once_then_runs_offline() {
+    let t = tempfile::tempdir().unwrap();
+    let ckpt = common::train_tiny(env!("CARGO_BIN_EXE_stance"), &t.path().join("train"));
+    let files: HashMap<String, Vec<u8>> = ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read(ckpt.join(f)).unwrap()))
+        .collect();
+    let hub = Hub::new(files);
+    let port = serve(move |r| hub.reply(r));
+    let home = t.path().join("hf-home");
+    let article = t.path().join("a.txt");
+    std::fs::write(
+        &article,
+        "The mayor denied the report. Police accused him.\n",
+    )
+    .unwrap();
+    let a = article.to_str().unwrap();
+    let local = stance(
+        &[
+            "predict",
+            "--model",
+            ckpt.to_str().unwrap(),
+            "--format",
+            "jsonl",
+            a,
+        ],
+        "http://127.0.0.1:9",
+        &home,
+    );
+    assert!(
+        local.status.success(),
+        "{}",
+        String::from_utf8_lossy(&local.stderr)
+    );
+
+    // A hub name: fetched into the cache (nowhere else), then used.
+    let o = stance(
+        &["predict", "--model", "org/tiny", "--format", "jsonl", a],
+        &format!("http://127.0.0.1:{port}"),
+        &home,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, local.stdout, "the same labels as the local copy");
+    assert!(cache_dir(&home)
+        .join("snapshots")
+        .join(COMMIT)
+        .join("model.safetensors")
+        .is_file());
+
+    // Offline, with the hub gone: from the cache, by name and by revision.
+    for name in ["org/tiny", &format!("org/tiny@{COMMIT}")] {
+        let o = Command::new(env!("CARGO_BIN_EXE_stance"))
+            .args(["predict", "--model", name, "--format", "jsonl", a])
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env("HF_HOME", &home)
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.stdout, local.stdout);
+    }
+
+    // A name that is not cached, offline: a clear error naming it, no panic.
+    let o = Command::new(env!("CARGO_BIN_EXE_stance"))
+        .args(["predict", "--model", "org/other", a])
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .env("HF_HOME", &home)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("org/other") && err.contains("not in the cache"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+}

@@ -15,6 +15,7 @@ mod model;
 mod native_step;
 mod readme;
 mod realnews;
+mod roberta;
 mod safety;
 mod serve;
 mod shipped_model;

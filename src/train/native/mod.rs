@@ -18,6 +18,7 @@
 
 mod attention;
 mod dropout;
+mod kernels;
 mod linear;
 
 use crate::batch::Packed;
@@ -32,16 +33,6 @@ use candle_core::{CpuStorage, Storage, Tensor};
 use dropout::Mask;
 use rayon::prelude::*;
 use std::collections::HashMap;
-
-/// Whether the native step can train this model (the trainer falls back to
-/// the candle graph otherwise): on the CPU, and `STANCE_NO_NATIVE_TRAINING`
-/// unset (set it to train through the graph).
-pub fn supports(model: &BertClassifier) -> bool {
-    // Read once: this is asked on every training step.
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let off = *OFF.get_or_init(|| std::env::var_os("STANCE_NO_NATIVE_TRAINING").is_some());
-    !off && model.device().is_cpu()
-}
 
 /// What one step computed.
 pub struct StepOutput {
@@ -279,7 +270,7 @@ fn layer_norm_backward(
             let r = i * c..i * c + d.len();
             let (mut dw, mut db, mut xh, mut dyh) =
                 (vec![0f32; h], vec![0f32; h], vec![0f32; h], vec![0f32; h]);
-            crate::model::ops::layer_norm::backward(
+            kernels::layer_norm::backward(
                 &x[r.clone()],
                 &dy[r],
                 w,
@@ -313,7 +304,7 @@ fn activate(u: &[f32], act: Activation) -> Vec<f32> {
         .zip(u.par_chunks(16384))
         .for_each(|(g, u)| match act {
             Activation::Relu => g.iter_mut().zip(u).for_each(|(g, u)| *g = u.max(0.0)),
-            Activation::GeluErf => crate::model::ops::gelu::forward(u, g),
+            Activation::GeluErf => kernels::gelu::forward(u, g),
             Activation::GeluTanh => g
                 .iter_mut()
                 .zip(u)
@@ -338,7 +329,7 @@ fn activate_backward(u: &[f32], dg: &[f32], act: Activation) -> Vec<f32> {
                 .iter_mut()
                 .zip(u.iter().zip(g))
                 .for_each(|(d, (u, g))| *d = if *u > 0.0 { *g } else { 0.0 }),
-            Activation::GeluErf => crate::model::ops::gelu::backward(u, g, d),
+            Activation::GeluErf => kernels::gelu::backward(u, g, d),
             Activation::GeluTanh => d
                 .iter_mut()
                 .zip(u.iter().zip(g))
@@ -376,6 +367,8 @@ struct Forward {
     cls: Vec<f32>,
     pooled: Vec<f32>,
     dropped: Vec<f32>,
+    /// RoBERTa's dropout of the first token before the head (off for BERT).
+    cls_in_mask: Mask,
     cls_mask: Mask,
     logits: Vec<f32>,
 }
@@ -424,14 +417,10 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
             "malformed packed batch (empty sentence or mismatched lengths)".into(),
         ));
     }
-    if let Some(&l) = batch
-        .lengths
-        .iter()
-        .find(|&&l| l > c.max_position_embeddings)
-    {
+    if let Some(&l) = batch.lengths.iter().find(|&&l| l > model.spec.max_tokens()) {
         return Err(Error::Invalid(format!(
-            "sequence of {l} tokens exceeds max_position_embeddings {}",
-            c.max_position_embeddings
+            "sequence of {l} tokens exceeds the {} positions of max_position_embeddings",
+            model.spec.max_tokens()
         )));
     }
     if let Some(&id) = batch.ids.iter().find(|&&id| id as usize >= c.vocab_size) {
@@ -474,8 +463,10 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         wts.get(&e.position),
     );
     let mut emb = vec![0f32; rows * h];
+    let offset = spec.position_offset;
     for s in 0..packing.sentences() {
         for (p, r) in (packing.starts[s]..packing.starts[s + 1]).enumerate() {
+            let p = p + offset;
             let (id, ty) = (batch.ids[r] as usize, batch.type_ids[r] as usize);
             let out = &mut emb[r * h..(r + 1) * h];
             out.iter_mut()
@@ -564,10 +555,15 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         cls[s * h..(s + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
     }
     let hd = &spec.head;
+    let head_dropout = c.classifier_dropout.unwrap_or(c.hidden_dropout_prob);
+    // RoBERTa's head drops the first token out before its dense layer (the
+    // mask's seed is drawn first, as the graph draws it).
+    let cls_in_mask = mask(head_dropout, hd.kind.drops_input());
+    cls_in_mask.apply(&mut cls);
     let (mut pooled, _) = Dense::new(wts, &hd.pooler.name, h, h).forward(&cls, b);
     pooled.iter_mut().for_each(|v| *v = v.tanh());
     let mut dropped = pooled.clone();
-    let cls_mask = mask(c.classifier_dropout.unwrap_or(c.hidden_dropout_prob), true);
+    let cls_mask = mask(head_dropout, true);
     cls_mask.apply(&mut dropped);
     let (logits, _) =
         Dense::new(wts, &hd.classifier.name, hd.classifier.out, h).forward(&dropped, b);
@@ -577,6 +573,7 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         emb_mask,
         layers,
         cls,
+        cls_in_mask,
         pooled,
         dropped,
         cls_mask,
@@ -660,6 +657,16 @@ fn backward(
     for s in 0..b {
         let r = fwd.packing.starts[s];
         dx[r * h..(r + 1) * h].copy_from_slice(&dcls[s * h..(s + 1) * h]);
+    }
+    // The head's input dropout, in packed rows: its mask was applied to
+    // `cls` in sentence order, so it is undone there.
+    if fwd.cls_in_mask.is_active() {
+        for s in 0..b {
+            let r = fwd.packing.starts[s];
+            for j in 0..h {
+                dx[r * h + j] *= fwd.cls_in_mask.factor((s * h + j) as u64);
+            }
+        }
     }
 
     let dims = Dims {
@@ -782,6 +789,7 @@ fn backward(
         let mut g = vec![0f32; spec.max_positions * h];
         for s in 0..b {
             for (p, r) in (fwd.packing.starts[s]..fwd.packing.starts[s + 1]).enumerate() {
+                let p = p + spec.position_offset;
                 g[p * h..(p + 1) * h]
                     .iter_mut()
                     .zip(&de[r * h..(r + 1) * h])
