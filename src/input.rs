@@ -81,6 +81,37 @@ pub fn detect(name: &str, text: &str) -> InputFormat {
     InputFormat::Text
 }
 
+/// The articles of `predict`'s inputs: each file in turn, or standard input
+/// when `files` is empty or just `-` (which may not be repeated or mixed
+/// with files).
+pub fn read_articles(files: &[std::path::PathBuf], format: InputFormat) -> Result<Vec<Article>> {
+    let stdin = |f: &std::path::PathBuf| f.as_os_str() == "-";
+    if files.iter().filter(|f| stdin(f)).count() > 1 {
+        return Err(Error::Invalid(
+            "standard input (\"-\") given more than once".into(),
+        ));
+    }
+    if files.len() > 1 && files.iter().any(stdin) {
+        return Err(Error::Invalid(
+            "standard input (\"-\") cannot be combined with files; give either files or \"-\""
+                .into(),
+        ));
+    }
+    let mut articles = Vec::new();
+    if files.is_empty() || files.len() == 1 && stdin(&files[0]) {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| Error::io("<standard input>", e))?;
+        articles.extend(parse_articles("-", &buf, format)?);
+    } else {
+        for f in files {
+            let bytes = std::fs::read(f).map_err(|e| Error::io(f, e))?;
+            articles.extend(parse_articles(&f.display().to_string(), &bytes, format)?);
+        }
+    }
+    Ok(articles)
+}
+
 /// The articles in one input (a file, standard input or a request body)
 /// named `name`, read as `format`. Errors name the input and, for JSONL,
 /// the line.

@@ -668,33 +668,6 @@ fn model_dir(arg: &Path) -> Result<PathBuf> {
     Ok(arg.to_path_buf())
 }
 
-fn read_articles(files: &[PathBuf], format: InputFormat) -> Result<Vec<Article>> {
-    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
-        bail!("standard input (\"-\") given more than once");
-    }
-    if files.len() > 1 && files.iter().any(|f| f.as_os_str() == "-") {
-        bail!("standard input (\"-\") cannot be combined with files; give either files or \"-\"");
-    }
-    let mut articles = Vec::new();
-    if files.is_empty() || files.len() == 1 && files[0].as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .context("reading standard input")?;
-        articles.extend(stance::input::parse_articles("-", &buf, format)?);
-    } else {
-        for f in files {
-            let bytes = std::fs::read(f).with_context(|| format!("{}", f.display()))?;
-            articles.extend(stance::input::parse_articles(
-                &f.display().to_string(),
-                &bytes,
-                format,
-            )?);
-        }
-    }
-    Ok(articles)
-}
-
 fn predict(a: PredictArgs) -> Result<()> {
     if let Some(out) = &a.output {
         stance::guard::output_file(out, "--output", &a.files)?;
@@ -734,7 +707,7 @@ fn predict(a: PredictArgs) -> Result<()> {
     if let Some((_, flag)) = streaming_only.iter().find(|(on, _)| *on) {
         bail!("{flag} needs JSONL input (--input-format jsonl, or .jsonl files) and --format jsonl or articles");
     }
-    let articles = read_articles(&a.files, format)?;
+    let articles = stance::input::read_articles(&a.files, format)?;
     let ckpt = load_model(&a.model)?;
     let pb = bar(0, "{elapsed_precise} labelling {pos}/{len} sentences");
     let mut preds =

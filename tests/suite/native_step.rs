@@ -71,17 +71,6 @@ fn randomise(model: &mut BertClassifier, name: &str, rng: &mut Rng, centre: f32)
         .unwrap();
 }
 
-fn max_abs(t: &Tensor) -> f32 {
-    t.abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
 /// Native and candle agree on logits, loss and the gradient of every
 /// trainable tensor, and compute gradients for exactly the same tensors.
 fn check_against_candle(model: &BertClassifier, b: &Batch, what: &str) {
@@ -92,7 +81,7 @@ fn check_against_candle(model: &BertClassifier, b: &Batch, what: &str) {
     let out = native::step(model, &b.packed, WEIGHTS).unwrap();
     let ours = Tensor::from_vec(out.logits.clone(), logits.shape(), &Device::Cpu).unwrap();
     assert!(
-        max_abs(&(&ours - &logits).unwrap()) < 1e-5,
+        common::max_abs(&(&ours - &logits).unwrap()) < 1e-5,
         "{what}: logits differ"
     );
     let l = loss.to_scalar::<f32>().unwrap() as f64;
@@ -113,8 +102,8 @@ fn check_against_candle(model: &BertClassifier, b: &Batch, what: &str) {
         let (Some(theirs), Some(mine)) = (theirs, mine) else {
             continue;
         };
-        let scale = max_abs(theirs).max(1e-3);
-        let diff = max_abs(&(mine - theirs).unwrap());
+        let scale = common::max_abs(theirs).max(1e-3);
+        let diff = common::max_abs(&(mine - theirs).unwrap());
         assert!(
             diff <= 2e-4 * scale,
             "{what}: {name}: max |diff| {diff} against max |grad| {scale}"
@@ -204,7 +193,11 @@ fn every_trainable_tensor_gets_a_gradient_with_dropout_on() {
     let out = native::step(&model, &b.packed, WEIGHTS).unwrap();
     let mut missing = Vec::new();
     for (name, var) in model.params.iter() {
-        let norm = out.grads.get(var.as_tensor()).map(max_abs).unwrap_or(0.0);
+        let norm = out
+            .grads
+            .get(var.as_tensor())
+            .map(common::max_abs)
+            .unwrap_or(0.0);
         if norm <= 0.0 {
             missing.push(name.to_string());
         }

@@ -107,25 +107,8 @@ fn transformers_roberta_loads_and_every_executor_matches_pytorch() {
             .grads
             .get(var.as_tensor())
             .unwrap_or_else(|| panic!("no native gradient for {name}"));
-        let diff = (mine - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let scale = theirs
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = common::max_abs(&(mine - theirs).unwrap());
+        let scale = common::max_abs(theirs);
         assert!(
             diff <= 1e-5 * scale.max(1.0),
             "{name}: gradient differs from PyTorch by {diff} (max |grad| {scale})"
@@ -184,8 +167,9 @@ fn roberta_head_dropout_reaches_the_native_step() {
 fn the_binary_trains_saves_and_predicts_with_a_roberta_base() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    common::write_jsonl(&d.join("train.jsonl"), common::TRAIN_ROWS, 4);
     let bin = env!("CARGO_BIN_EXE_stance");
+    let ckpt_dir = common::train_tiny_from(bin, d, &fixture());
+    assert_eq!(ckpt_dir, d.join("ckpt"));
     let run = |args: &[&str]| {
         let o = std::process::Command::new(bin)
             .args(args)
@@ -199,22 +183,6 @@ fn the_binary_trains_saves_and_predicts_with_a_roberta_base() {
         );
         o
     };
-    let base = fixture();
-    run(&[
-        "train",
-        "--train",
-        "train.jsonl",
-        "--base",
-        base.to_str().unwrap(),
-        "--out",
-        "ckpt",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "4",
-        "--max-len",
-        "32",
-    ]);
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("ckpt/config.json")).unwrap())
             .unwrap();

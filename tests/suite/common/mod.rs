@@ -94,6 +94,11 @@ pub fn write_jsonl(path: &Path, rows: &[(&str, &str)], article_size: usize) {
 /// of predict's outputs and the server share.
 pub fn train_tiny(bin: &str, dir: &Path) -> PathBuf {
     tiny_base(&dir.join("base"), 3);
+    train_tiny_from(bin, dir, Path::new("base"))
+}
+
+/// [`train_tiny`] from another base directory (relative to `dir` or absolute).
+pub fn train_tiny_from(bin: &str, dir: &Path, base: &Path) -> PathBuf {
     write_jsonl(&dir.join("train.jsonl"), TRAIN_ROWS, 4);
     let o = std::process::Command::new(bin)
         .args([
@@ -101,7 +106,7 @@ pub fn train_tiny(bin: &str, dir: &Path) -> PathBuf {
             "--train",
             "train.jsonl",
             "--base",
-            "base",
+            base.to_str().unwrap(),
             "--out",
             "ckpt",
             "--epochs",
@@ -116,4 +121,16 @@ pub fn train_tiny(bin: &str, dir: &Path) -> PathBuf {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     dir.join("ckpt")
+}
+
+/// The largest absolute value of a tensor.
+pub fn max_abs(t: &candle_core::Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
