@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use stance::engine::Precision;
 use stance::input::InputFormat;
-use stance::predict::{Article, Format};
+use stance::predict::Format;
 use stance::train::{ClassWeights, LabelSource, TrainConfig, TrainEvent, TrainJob};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
