@@ -486,7 +486,10 @@ pub struct SaveExtras<'a> {
 
 /// Write `ckpt` to `dir` atomically (temporary directory, then rename).
 pub fn save(dir: &Path, ckpt: &Checkpoint, extras: &SaveExtras) -> Result<()> {
-    let mut config = ckpt.model.config.for_classification(&ckpt.labels);
+    let mut config = ckpt
+        .model
+        .config
+        .for_classification(ckpt.model.spec.family, &ckpt.labels);
     let mut settings = ckpt.settings.clone();
     settings.base = extras.delta_of.clone();
     config.extra.insert(

@@ -49,7 +49,10 @@ impl Digest {
     /// The digest of `path`'s content, of the same kind as `self`.
     pub fn of_same_kind(&self, path: &Path) -> Result<String> {
         if let Digest::Sha256(_) = self {
-            return crate::hash_cache::sha256_uncached(path);
+            // Remembered by path, size, inode and change time (hash_cache):
+            // any write to the blob makes it hashed again, and a model used
+            // by hub name is not re-read in full on every run.
+            return crate::hash_cache::sha256(path);
         }
         // The git blob id: sha1 of "blob {len}\0" and the content.
         use sha1::Digest as _;

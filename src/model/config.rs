@@ -91,12 +91,10 @@ impl BertConfig {
     }
 
     /// The config of a classifier with these labels, as transformers writes it.
-    pub fn for_classification(&self, labels: &LabelSet) -> Self {
+    pub fn for_classification(&self, family: super::spec::Family, labels: &LabelSet) -> Self {
         let mut c = self.clone();
         c.id2label = Some(labels.id2label());
         c.label2id = Some(labels.label2id());
-        // validate() has accepted the family before any model is built.
-        let family = super::spec::Family::from_config(self).unwrap_or(super::spec::Family::Bert);
         c.extra.insert(
             "architectures".into(),
             serde_json::json!([family.classifier_class()]),

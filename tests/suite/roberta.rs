@@ -217,7 +217,7 @@ fn the_binary_trains_saves_and_predicts_with_a_roberta_base() {
         assert!(["assertion", "denial", "allegation", "context"]
             .contains(&l["label"].as_str().unwrap()));
     }
-    // And it loads back with the same logits the engine gave before saving.
+    // And the saved checkpoint loads back as a RoBERTa.
     let ckpt = load(&d.join("ckpt"), &Device::Cpu).unwrap();
     assert_eq!(ckpt.model.spec.family, stance::model::spec::Family::Roberta);
 }
