@@ -90,6 +90,24 @@ $st bench --model "$work/st-roberta" --data data/stance.test.jsonl --limit 50 --
 "$py" scripts/bench/pytorch_ref.py --model "$work/st-roberta" --data data/stance.test.jsonl --mode logits --limit 50 --max-len 128 --out "$work/pt-on-roberta.json"
 $st bench --model $rob --data data/stance.test.jsonl --limit 50 --max-len 128 --logits-out "$work/st-on-ptroberta.json"
 "$py" scripts/bench/pytorch_ref.py --model $rob --data data/stance.test.jsonl --mode logits --limit 50 --max-len 128 --out "$work/pt-on-ptroberta.json"
+# MPNet (relative-position attention), the same both ways.
+mpt=tests/fixtures/mpnet-tiny
+$st train --train "$work/train-subset.jsonl" --base $mpt --out "$work/st-mpnet" --method full --epochs 1 --max-len 32 >/dev/null 2>&1
+$st bench --model "$work/st-mpnet" --data data/stance.test.jsonl --limit 50 --max-len 128 --logits-out "$work/st-on-mpnet.json"
+"$py" scripts/bench/pytorch_ref.py --model "$work/st-mpnet" --data data/stance.test.jsonl --mode logits --limit 50 --max-len 128 --out "$work/pt-on-mpnet.json"
+$st bench --model $mpt --data data/stance.test.jsonl --limit 50 --max-len 128 --logits-out "$work/st-on-ptmpnet.json"
+"$py" scripts/bench/pytorch_ref.py --model $mpt --data data/stance.test.jsonl --mode logits --limit 50 --max-len 128 --out "$work/pt-on-ptmpnet.json"
+
+# The larger base, all-mpnet-base-v2: inference and full fine-tuning speed.
+scripts/fetch-base-model.sh mpnet
+mp=models/all-mpnet-base-v2
+for r in $(seq "$rounds"); do
+  echo "mpnet round $r/$rounds" >&2
+  $st bench --model $mp --data data/stance.test.jsonl --mode infer $common --reps 2 | sed 's/"mode":"infer"/"mode":"mpnet-infer"/' >> "$res"
+  "$py" scripts/bench/pytorch_ref.py --model $mp --data data/stance.test.jsonl --mode infer $common --reps 2 --threads "$threads" | sed 's/"mode": *"infer"/"mode": "mpnet-infer"/' >> "$res"
+  $st bench --model $mp --data "$work/train-subset.jsonl" --mode train-full $common --reps 1 --steps 3 | sed 's/"mode":"train-full"/"mode":"mpnet-train-full"/' >> "$res"
+  "$py" scripts/bench/pytorch_ref.py --model $mp --data "$work/train-subset.jsonl" --mode train-full $common --reps 1 --steps 3 --threads "$threads" | sed 's/"mode": *"train-full"/"mode": "mpnet-train-full"/' >> "$res"
+done
 
 "$py" - "$res" "$work" "$threads" <<'PY'
 import json, statistics, sys
@@ -115,6 +133,9 @@ for mode, label in [("infer", "inference peak memory, MB"), ("train-full", "full
     print(f"| {label} | {s:.0f} | {p:.0f} | {s / p:.2f} |")
 s, p = med("stance", "end-to-end"), med("pytorch", "pipeline")
 print(f"| whole articles (stance predict) vs pipeline(), sentences/s | {s:.1f} | {p:.1f} | {s / p:.2f} |")
+for mode, label in [("mpnet-infer", "all-mpnet-base-v2 inference, sentences/s"), ("mpnet-train-full", "all-mpnet-base-v2 full fine-tuning, sentences/s")]:
+    s, p = med("stance", mode), med("pytorch", mode)
+    print(f"| {label} | {s:.1f} | {p:.1f} | {s / p:.2f} |")
 s = med("stance", "end-to-end-bf16")
 print(f"| whole articles (stance predict --precision bf16) vs pipeline(), sentences/s | {s:.1f} | {p:.1f} | {s / p:.2f} |")
 c = med("stance", "cold-start-seconds", "seconds")
@@ -137,4 +158,8 @@ d4, n4 = maxdiff("st-on-roberta.json", "pt-on-roberta.json")
 print(f"interop: transformers loads a stance RoBERTa checkpoint: max |logit diff| {d4:.2e} over {n4} sentences ({'ok' if d4 < 1e-4 else 'FAIL'})")
 d5, n5 = maxdiff("st-on-ptroberta.json", "pt-on-ptroberta.json")
 print(f"interop: stance loads transformers' RobertaForSequenceClassification: max |logit diff| {d5:.2e} over {n5} sentences ({'ok' if d5 < 1e-4 else 'FAIL'})")
+d6, n6 = maxdiff("st-on-mpnet.json", "pt-on-mpnet.json")
+print(f"interop: transformers loads a stance MPNet checkpoint: max |logit diff| {d6:.2e} over {n6} sentences ({'ok' if d6 < 1e-4 else 'FAIL'})")
+d7, n7 = maxdiff("st-on-ptmpnet.json", "pt-on-ptmpnet.json")
+print(f"interop: stance loads transformers' MPNetForSequenceClassification: max |logit diff| {d7:.2e} over {n7} sentences ({'ok' if d7 < 1e-4 else 'FAIL'})")
 PY

@@ -14,8 +14,8 @@ pub struct Encoded {
     pub type_ids: Vec<u32>,
 }
 
-/// A batch ready for the model: padded tensors, and the same tokens packed
-/// back to back with no padding (what the native training step reads).
+/// A padded batch for candle's reference graph: `[batch, longest]` tensors,
+/// padding on the right. Training reads [`Packed`] instead.
 #[derive(Debug)]
 pub struct Batch {
     pub ids: Tensor,
@@ -23,16 +23,68 @@ pub struct Batch {
     pub mask: Tensor,
     pub labels: Option<Tensor>,
     pub len: usize,
-    pub packed: Packed,
 }
 
-/// The tokens of a batch's sentences stored back to back.
+impl Batch {
+    /// The same sentences packed, to run the native step on what the graph
+    /// saw (the tests compare the two).
+    pub fn packed(&self) -> Result<Packed> {
+        let (ids, types, mask) = (
+            self.ids.to_vec2::<u32>()?,
+            self.type_ids.to_vec2::<u32>()?,
+            self.mask.to_vec2::<u32>()?,
+        );
+        let items: Vec<Encoded> = ids
+            .iter()
+            .zip(&types)
+            .zip(&mask)
+            .map(|((i, t), m)| {
+                let len = m.iter().filter(|&&v| v == 1).count();
+                Encoded {
+                    ids: i[..len].to_vec(),
+                    type_ids: t[..len].to_vec(),
+                }
+            })
+            .collect();
+        let labels = self
+            .labels
+            .as_ref()
+            .map(|l| l.to_vec1::<u32>())
+            .transpose()?;
+        Packed::new(&items.iter().collect::<Vec<_>>(), labels.as_deref())
+    }
+}
+
+/// The tokens of a batch's sentences stored back to back (what the native
+/// training step reads).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Packed {
     pub ids: Vec<u32>,
     pub type_ids: Vec<u32>,
     pub lengths: Vec<usize>,
     pub labels: Option<Vec<u32>>,
+}
+
+impl Packed {
+    pub fn new(items: &[&Encoded], labels: Option<&[u32]>) -> Result<Packed> {
+        if items.is_empty() {
+            return Err(Error::Invalid("empty batch".into()));
+        }
+        if labels.is_some_and(|l| l.len() != items.len()) {
+            return Err(Error::Invalid(
+                "a batch's labels do not match its sentences".into(),
+            ));
+        }
+        Ok(Packed {
+            ids: items.iter().flat_map(|e| e.ids.iter().copied()).collect(),
+            type_ids: items
+                .iter()
+                .flat_map(|e| e.type_ids.iter().copied())
+                .collect(),
+            lengths: items.iter().map(|e| e.ids.len()).collect(),
+            labels: labels.map(|l| l.to_vec()),
+        })
+    }
 }
 
 /// A Hugging Face tokenizer set up for classification: truncation to
@@ -231,15 +283,6 @@ pub fn make_batch(
             .map(|l| Tensor::from_vec(l.to_vec(), b, device))
             .transpose()?,
         len: b,
-        packed: Packed {
-            ids: items.iter().flat_map(|e| e.ids.iter().copied()).collect(),
-            type_ids: items
-                .iter()
-                .flat_map(|e| e.type_ids.iter().copied())
-                .collect(),
-            lengths: items.iter().map(|e| e.ids.len()).collect(),
-            labels: labels.map(|l| l.to_vec()),
-        },
     })
 }
 
@@ -320,9 +363,12 @@ mod tests {
             batch.mask.to_vec2::<u32>().unwrap(),
             vec![vec![1, 1, 1], vec![1, 1, 0]]
         );
-        assert_eq!(batch.labels.unwrap().to_vec1::<u32>().unwrap(), vec![3, 1]);
         assert_eq!(
-            batch.packed,
+            batch.labels.as_ref().unwrap().to_vec1::<u32>().unwrap(),
+            vec![3, 1]
+        );
+        assert_eq!(
+            batch.packed().unwrap(),
             Packed {
                 ids: vec![1, 5, 2, 1, 2],
                 type_ids: vec![0; 5],

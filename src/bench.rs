@@ -4,7 +4,7 @@
 //! `max_len`, batches padded to their longest member), so the two can be
 //! compared in one run of `scripts/bench.sh`.
 
-use crate::batch::{make_batch, Batch, Encoded};
+use crate::batch::{Encoded, Packed};
 use crate::checkpoint::{load, load_base, Checkpoint};
 use crate::engine::{Engine, Precision};
 use crate::labels::LabelSet;
@@ -65,12 +65,8 @@ fn open(dir: &std::path::Path, max_len: usize) -> Result<Checkpoint> {
     }
 }
 
-fn batches(
-    ckpt: &Checkpoint,
-    texts: &[String],
-    batch_size: usize,
-    labels: bool,
-) -> Result<Vec<Batch>> {
+/// Training batches of `texts`, labelled round-robin.
+fn batches(ckpt: &Checkpoint, texts: &[String], batch_size: usize) -> Result<Vec<Packed>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let encs = ckpt.encoder.encode(&refs, None)?;
     let k = ckpt.labels.len() as u32;
@@ -81,12 +77,7 @@ fn batches(
             let ys: Vec<u32> = (0..chunk.len())
                 .map(|i| ((bi * batch_size + i) as u32) % k)
                 .collect();
-            make_batch(
-                &items,
-                labels.then_some(&ys[..]),
-                ckpt.encoder.pad_id(),
-                &Device::Cpu,
-            )
+            Packed::new(&items, Some(&ys))
         })
         .collect()
 }
@@ -158,15 +149,34 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
             }
             let need = cfg.batch_size * cfg.steps;
             let texts: Vec<String> = cfg.texts.iter().cycle().take(need).cloned().collect();
-            let bs = batches(&ckpt, &texts, cfg.batch_size, true)?;
+            let bs = batches(&ckpt, &texts, cfg.batch_size)?;
+            let mut dropout = crate::rng::Rng::new(0);
             let vars = ckpt.model.params.trainable();
             let mut opt = AdamW::new(vars.clone(), 0.01)?;
             let weights = Tensor::ones(ckpt.labels.len(), candle_core::DType::F32, &Device::Cpu)?;
-            train_step(&ckpt.model, &bs[0], &weights, &mut opt, &vars, 1.0, 1e-5)?;
+            train_step(
+                &ckpt.model,
+                &bs[0],
+                &weights,
+                &mut dropout,
+                &mut opt,
+                &vars,
+                1.0,
+                1e-5,
+            )?;
             for _ in 0..cfg.reps {
                 let t = Instant::now();
                 for b in &bs {
-                    train_step(&ckpt.model, b, &weights, &mut opt, &vars, 1.0, 1e-5)?;
+                    train_step(
+                        &ckpt.model,
+                        b,
+                        &weights,
+                        &mut dropout,
+                        &mut opt,
+                        &vars,
+                        1.0,
+                        1e-5,
+                    )?;
                 }
                 reps.push(need as f64 / t.elapsed().as_secs_f64());
             }

@@ -209,7 +209,7 @@ struct TrainArgs {
     /// LoRA alpha; adapters are scaled by alpha / r.
     #[arg(long, default_value_t = 16.0, value_parser = positive, allow_negative_numbers = true)]
     lora_alpha: f64,
-    /// Comma-separated modules that get adapters: query, key, value, dense.
+    /// Comma-separated modules that get adapters: query, key, value, dense (MPNet: q, k, v, o, dense).
     #[arg(long, default_value = "query,value")]
     lora_targets: String,
     /// Save only the trained tensors (f16) and a reference to the base (with --method top|head; LoRA always does).
@@ -573,7 +573,6 @@ fn train(a: TrainArgs) -> Result<()> {
             },
             seed: a.seed,
             patience: a.patience,
-            pad_id: 0,
         },
     };
     let mut pb: Option<ProgressBar> = None;

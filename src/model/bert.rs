@@ -6,19 +6,23 @@
 //! This graph is the reference the inference engine and the native training
 //! step are tested against; nothing in the product runs it.
 
+use super::dropout::Mask;
 use super::linear::Linear;
-use super::spec::{Activation, DenseSpec, HeadKind, ModelSpec, NormSpec, TensorKind};
-use super::{BertConfig, Dropout, Init, LayerNorm, ParamStore};
+use super::spec::{
+    Activation, DenseSpec, HeadKind, ModelSpec, NormSpec, RelativeBiasSpec, TensorKind,
+};
+use super::{BertConfig, Init, LayerNorm, ParamStore};
 use crate::rng::Rng;
 use crate::Result;
 use candle_core::{DType, Device, Tensor};
-use std::sync::Mutex;
 
 struct Embeddings {
     word: Tensor,
     position: Tensor,
-    token_type: Tensor,
+    token_type: Option<Tensor>,
     norm: LayerNorm,
+    /// MPNet's `[buckets, heads]` relative-position table, read by every layer.
+    relative_bias: Option<Tensor>,
 }
 
 struct Layer {
@@ -41,10 +45,10 @@ pub struct BertClassifier {
     layers: Vec<Layer>,
     pooler: Linear,
     classifier: Linear,
-    hidden_dropout: Dropout,
-    attn_dropout: Dropout,
-    classifier_dropout: Dropout,
-    dropout_rng: Mutex<Rng>,
+    /// Dropout probabilities (the masks come from the caller's stream).
+    hidden_dropout: f64,
+    attn_dropout: f64,
+    head_dropout: f64,
     /// Encoder layers (from the bottom, embeddings included) that are frozen:
     /// run without dropout or gradient even when training.
     frozen_layers: Option<usize>,
@@ -62,8 +66,9 @@ fn modules(
     let embeddings = Embeddings {
         word: p.tensor(&e.word),
         position: p.tensor(&e.position),
-        token_type: p.tensor(&e.token_type),
+        token_type: e.token_type.as_ref().map(|t| p.tensor(t)),
         norm: built_norm(p, &e.norm, eps),
+        relative_bias: spec.relative_bias.as_ref().map(|r| p.tensor(&r.name)),
     };
     let layers = spec
         .layers
@@ -178,10 +183,9 @@ impl BertClassifier {
             layers,
             pooler,
             classifier,
-            hidden_dropout: Dropout::new(c.hidden_dropout_prob),
-            attn_dropout: Dropout::new(c.attention_probs_dropout_prob),
-            classifier_dropout: Dropout::new(c.classifier_dropout.unwrap_or(c.hidden_dropout_prob)),
-            dropout_rng: Mutex::new(rng.fork()),
+            hidden_dropout: c.hidden_dropout_prob,
+            attn_dropout: c.attention_probs_dropout_prob,
+            head_dropout: c.classifier_dropout.unwrap_or(c.hidden_dropout_prob),
             frozen_layers: None,
             lora: None,
         })
@@ -226,9 +230,18 @@ impl BertClassifier {
             }
         }
         if hit == 0 {
+            let mut names: Vec<&str> = Vec::new();
+            for d in self.spec.layers.iter().flat_map(|l| l.denses()) {
+                let last = d.name.rsplit('.').next().unwrap_or(&d.name);
+                if !names.contains(&last) {
+                    names.push(last);
+                }
+            }
             return Err(crate::Error::Invalid(format!(
-                "LoRA targets {:?} match no module (use query, key, value, dense)",
-                cfg.targets
+                "--lora-targets {} match no module of this {} model (its modules: {})",
+                cfg.targets.join(","),
+                self.spec.family.model_type(),
+                names.join(", ")
             )));
         }
         self.lora = Some(cfg.clone());
@@ -263,12 +276,11 @@ impl BertClassifier {
             name.strip_prefix(&l.prefix)
                 .is_some_and(|rest| rest.starts_with('.'))
         };
-        let embeddings = format!("{}embeddings.", spec.prefix_dot());
         self.params.set_trainable(|name| match frozen {
             None => true,
             Some(f) => match spec.layers.iter().position(|l| in_layer(name, l)) {
                 Some(i) => i >= f,
-                None => !name.starts_with(&embeddings),
+                None => !spec.is_shared_input(name),
             },
         });
         self.rebuild();
@@ -278,50 +290,47 @@ impl BertClassifier {
         self.frozen_layers
     }
 
-    /// A seed for one dropout mask, the next draw of the dropout stream
-    /// (the native training step's masks are hashed from such seeds).
-    pub(crate) fn next_dropout_seed(&self) -> u64 {
-        self.dropout_rng
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .next_u64()
-    }
-
-    /// Restart the dropout mask stream (the trainer does this from `--seed`).
-    pub fn reseed_dropout(&self, seed: u64) {
-        *self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner()) = Rng::new(seed);
+    /// The head's dropout probability (`classifier_dropout`, else the hidden one).
+    pub(crate) fn head_dropout(&self) -> f64 {
+        self.head_dropout
     }
 
     /// Logits `[batch, num_labels]` for token ids, token type ids and
-    /// attention mask, all `[batch, seq]` u32.
+    /// attention mask, all `[batch, seq]` u32 with padding on the right.
+    /// `dropout`: `None` for inference; in training, the stream the masks'
+    /// seeds are drawn from, in the native step's order of sites and with
+    /// its element numbering ([`crate::model::dropout`]), so the same stream
+    /// drops the same elements in both.
     pub fn forward_t(
         &self,
         ids: &Tensor,
         type_ids: &Tensor,
         mask: &Tensor,
-        train: bool,
+        mut dropout: Option<&mut Rng>,
     ) -> Result<Tensor> {
-        let hidden = self.encode(ids, type_ids, mask, train)?;
+        let lens: Vec<usize> = mask
+            .to_vec2::<u32>()?
+            .iter()
+            .map(|r| r.iter().filter(|&&m| m == 1).count())
+            .collect();
+        let hidden = self.encode(ids, type_ids, mask, &lens, dropout.as_deref_mut())?;
         let mut cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
         if self.spec.head.kind.drops_input() {
-            cls = self
-                .classifier_dropout
-                .forward_t(&cls, &self.dropout_rng, train)?;
+            cls = Mask::draw(self.head_dropout, dropout.as_deref_mut()).apply_rows(&cls)?;
         }
         let pooled = self.pooler.forward(&cls)?.tanh()?;
-        let pooled = self
-            .classifier_dropout
-            .forward_t(&pooled, &self.dropout_rng, train)?;
+        let pooled = Mask::draw(self.head_dropout, dropout).apply_rows(&pooled)?;
         Ok(self.classifier.forward(&pooled)?)
     }
 
     /// Last hidden states `[batch, seq, hidden]`.
-    pub fn encode(
+    fn encode(
         &self,
         ids: &Tensor,
         type_ids: &Tensor,
         mask: &Tensor,
-        train: bool,
+        lens: &[usize],
+        mut dropout: Option<&mut Rng>,
     ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.spec.max_tokens() {
@@ -330,35 +339,56 @@ impl BertClassifier {
                 self.spec.max_tokens()
             )));
         }
+        let train = dropout.is_some();
         let h = self.config.hidden_size;
         let e = &self.embeddings;
         let words = e
             .word
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, t, h))?;
-        let types = e
-            .token_type
-            .index_select(&type_ids.flatten_all()?, 0)?
-            .reshape((b, t, h))?;
         let pos = e.position.narrow(0, self.spec.position_offset, t)?;
-        let x = words.add(&types)?.broadcast_add(&pos)?;
+        let mut x = words.broadcast_add(&pos)?;
+        if let Some(table) = &e.token_type {
+            let types = table
+                .index_select(&type_ids.flatten_all()?, 0)?
+                .reshape((b, t, h))?;
+            x = x.add(&types)?;
+        }
         let frozen = if train {
             self.frozen_layers.unwrap_or(0)
         } else {
             0
         };
-        let embed_train = train && self.frozen_layers.is_none();
         let x = e.norm.forward(&x)?;
-        let mut x = self
-            .hidden_dropout
-            .forward_t(&x, &self.dropout_rng, embed_train)?;
+        let embed_train = self.frozen_layers.is_none();
+        let mut x = Mask::draw(
+            self.hidden_dropout,
+            dropout.as_deref_mut().filter(|_| embed_train),
+        )
+        .apply_padded(&x, lens)?;
         // Additive mask: 0 where attended, a large negative number on padding.
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
+        let mut bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
+        if let Some(table) = &e.relative_bias {
+            // [1, heads, t, t]: row (bucket of key - query) of the table, per head.
+            let buckets: Vec<u32> = (0..t)
+                .flat_map(|i| {
+                    (0..t).map(move |j| RelativeBiasSpec::bucket(j as isize - i as isize) as u32)
+                })
+                .collect();
+            let idx = Tensor::from_vec(buckets, t * t, table.device())?;
+            let rel = table
+                .index_select(&idx, 0)?
+                .reshape((t, t, self.spec.heads))?
+                .permute((2, 0, 1))?
+                .unsqueeze(0)?;
+            bias = rel.broadcast_add(&bias)?;
+        }
         if train && self.frozen_layers == Some(0) {
             x = x.detach(); // only the embeddings are frozen
         }
         for (i, layer) in self.layers.iter().enumerate() {
-            x = self.layer_forward(layer, &x, &bias, train && i >= frozen)?;
+            let rng = dropout.as_deref_mut().filter(|_| i >= frozen);
+            x = self.layer_forward(layer, &x, &bias, lens, rng)?;
             if train && i + 1 == frozen {
                 x = x.detach();
             }
@@ -366,7 +396,14 @@ impl BertClassifier {
         Ok(x)
     }
 
-    fn layer_forward(&self, l: &Layer, x: &Tensor, bias: &Tensor, train: bool) -> Result<Tensor> {
+    fn layer_forward(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        bias: &Tensor,
+        lens: &[usize],
+        mut dropout: Option<&mut Rng>,
+    ) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
         let heads = self.config.num_attention_heads;
         let d = self.config.head_dim();
@@ -379,18 +416,18 @@ impl BertClassifier {
         let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?.broadcast_add(bias)?;
         // candle's composed softmax: it has a backward (the fused one has none).
         let probs = candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?;
-        let probs = self
-            .attn_dropout
-            .forward_t(&probs, &self.dropout_rng, train)?;
+        let probs = Mask::draw(self.attn_dropout, dropout.as_deref_mut()).apply_attention(
+            &probs,
+            lens,
+            x.device(),
+        )?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
-        let attn =
-            self.hidden_dropout
-                .forward_t(&l.attn_out.forward(&ctx)?, &self.dropout_rng, train)?;
+        let attn = Mask::draw(self.hidden_dropout, dropout.as_deref_mut())
+            .apply_padded(&l.attn_out.forward(&ctx)?, lens)?;
         let x = l.attn_norm.forward(&(attn + x)?)?;
         let inter = self.activation(&l.intermediate.forward(&x)?)?;
-        let out =
-            self.hidden_dropout
-                .forward_t(&l.output.forward(&inter)?, &self.dropout_rng, train)?;
+        let out = Mask::draw(self.hidden_dropout, dropout)
+            .apply_padded(&l.output.forward(&inter)?, lens)?;
         Ok(l.out_norm.forward(&(out + x)?)?)
     }
 

@@ -3,7 +3,7 @@
 
 mod bert;
 mod config;
-mod dropout;
+pub(crate) mod dropout;
 mod layer_norm;
 mod linear;
 mod load;
@@ -13,7 +13,6 @@ pub mod spec;
 
 pub use bert::{BertClassifier, LoraConfig};
 pub use config::BertConfig;
-pub use dropout::Dropout;
 pub use layer_norm::LayerNorm;
 pub use linear::{Linear, Lora};
 pub(crate) use load::map_file;

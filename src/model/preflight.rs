@@ -83,44 +83,46 @@ pub fn check_against_weights(cfg: &BertConfig, config_path: &Path, weights: &Pat
     let (_, meta) = safetensors::SafeTensors::read_metadata(&map[..])
         .map_err(|e| Error::file(weights, format!("not a safetensors file: {e}")))?;
     let tensors = meta.tensors();
-    let prefix = super::spec::Family::from_config(cfg)
-        .map_err(|m| Error::file(config_path, m))?
-        .prefix();
+    let spec = super::spec::ModelSpec::new(cfg, 1).map_err(|m| Error::file(config_path, m))?;
+    let prefix = spec.family.prefix();
+    // A name as the spec writes it (`bert.embeddings...`), found in the file
+    // with or without the encoder prefix.
     let shape = |name: &str| -> Option<Vec<usize>> {
-        [name.to_string(), format!("{prefix}.{name}")]
+        let bare = name.strip_prefix(&spec.prefix_dot()).unwrap_or(name);
+        [name, bare]
             .iter()
-            .find_map(|n| tensors.get(n).map(|t| t.shape.clone()))
+            .find_map(|n| tensors.get(*n).map(|t| t.shape.clone()))
     };
     let h = cfg.hidden_size;
-    let expect = [
+    let e = &spec.embeddings;
+    let mut expect = vec![
+        (e.word.clone(), vec![cfg.vocab_size, h], "vocab_size"),
         (
-            "embeddings.word_embeddings.weight",
-            vec![cfg.vocab_size, h],
-            "vocab_size",
-        ),
-        (
-            "embeddings.position_embeddings.weight",
+            e.position.clone(),
             vec![cfg.max_position_embeddings, h],
             "max_position_embeddings",
         ),
-        (
-            "embeddings.token_type_embeddings.weight",
-            vec![cfg.type_vocab_size, h],
-            "type_vocab_size",
-        ),
-        (
-            "encoder.layer.0.intermediate.dense.weight",
+    ];
+    if let Some(t) = &e.token_type {
+        expect.push((t.clone(), vec![cfg.type_vocab_size, h], "type_vocab_size"));
+    }
+    if let Some(l) = spec.layers.first() {
+        expect.push((
+            l.intermediate.weight(),
             vec![cfg.intermediate_size, h],
             "intermediate_size",
-        ),
-        (
-            "encoder.layer.0.attention.self.query.weight",
-            vec![h, h],
-            "hidden_size",
-        ),
-    ];
+        ));
+        expect.push((l.query.weight(), vec![h, h], "hidden_size"));
+    }
+    if let Some(r) = &spec.relative_bias {
+        expect.push((
+            r.name.clone(),
+            vec![r.buckets, cfg.num_attention_heads],
+            "relative_attention_num_buckets",
+        ));
+    }
     for (name, want, key) in expect {
-        if let Some(got) = shape(name) {
+        if let Some(got) = shape(&name) {
             if got != want {
                 return Err(Error::file(
                     config_path,
@@ -148,7 +150,7 @@ pub fn check_against_weights(cfg: &BertConfig, config_path: &Path, weights: &Pat
     layers.dedup();
     // A file with embeddings is a whole encoder and must hold every layer;
     // a delta holds only its trained top layers.
-    let whole = shape("embeddings.word_embeddings.weight").is_some();
+    let whole = shape(&e.word).is_some();
     if let Some(&max) = layers.last() {
         if max + 1 > cfg.num_hidden_layers || (whole && max + 1 != cfg.num_hidden_layers) {
             return Err(Error::file(

@@ -18,6 +18,11 @@ pub enum Family {
     Roberta,
     /// `XLMRobertaForSequenceClassification`: RoBERTa's layout and head.
     XlmRoberta,
+    /// `MPNetModel` / `MPNetForSequenceClassification`: RoBERTa's head and
+    /// positions, no token types, its own layer names (`attention.attn.q`),
+    /// and a relative-position bias added to every layer's attention scores
+    /// from one table shared by the layers ([`RelativeBiasSpec`]).
+    Mpnet,
 }
 
 impl Family {
@@ -26,8 +31,9 @@ impl Family {
             None | Some("bert") => Ok(Family::Bert),
             Some("roberta") => Ok(Family::Roberta),
             Some("xlm-roberta") => Ok(Family::XlmRoberta),
+            Some("mpnet") => Ok(Family::Mpnet),
             Some(other) => Err(format!(
-                "model_type {other:?} is not supported (bert, roberta, xlm-roberta)"
+                "model_type {other:?} is not supported (bert, roberta, xlm-roberta, mpnet)"
             )),
         }
     }
@@ -37,6 +43,7 @@ impl Family {
         match self {
             Family::Bert => "bert",
             Family::Roberta | Family::XlmRoberta => "roberta",
+            Family::Mpnet => "mpnet",
         }
     }
 
@@ -46,6 +53,7 @@ impl Family {
             Family::Bert => "bert",
             Family::Roberta => "roberta",
             Family::XlmRoberta => "xlm-roberta",
+            Family::Mpnet => "mpnet",
         }
     }
 
@@ -55,25 +63,79 @@ impl Family {
             Family::Bert => "BertForSequenceClassification",
             Family::Roberta => "RobertaForSequenceClassification",
             Family::XlmRoberta => "XLMRobertaForSequenceClassification",
+            Family::Mpnet => "MPNetForSequenceClassification",
         }
     }
 
     pub fn head(self) -> HeadKind {
         match self {
             Family::Bert => HeadKind::Pooler,
-            Family::Roberta | Family::XlmRoberta => HeadKind::Roberta,
+            Family::Roberta | Family::XlmRoberta | Family::Mpnet => HeadKind::Roberta,
         }
     }
 
     /// The position id of a sentence's first token: BERT counts from 0;
     /// RoBERTa counts after its pad id (`create_position_ids_from_input_ids`
-    /// numbers real tokens `pad_token_id + 1, + 2, ...`).
+    /// numbers real tokens `pad_token_id + 1, + 2, ...`); MPNet does the
+    /// same with a padding index transformers fixes at 1, whatever the config.
     pub fn position_offset(self, pad_token_id: usize) -> usize {
         match self {
             Family::Bert => 0,
             Family::Roberta | Family::XlmRoberta => pad_token_id + 1,
+            Family::Mpnet => MPNET_PADDING_IDX + 1,
         }
     }
+
+    /// Whether the embeddings add a token-type table (MPNet has none and
+    /// ignores `token_type_ids`).
+    pub fn has_token_types(self) -> bool {
+        match self {
+            Family::Bert | Family::Roberta | Family::XlmRoberta => true,
+            Family::Mpnet => false,
+        }
+    }
+}
+
+/// `MPNetEmbeddings.padding_idx`, hard-coded in transformers.
+const MPNET_PADDING_IDX: usize = 1;
+
+/// MPNet's relative-position attention bias: a `[buckets, heads]` table
+/// (`{prefix}.encoder.relative_attention_bias.weight`) whose row for the
+/// bucket of `key position - query position` is added to every layer's
+/// scaled attention scores, head by head, before the softmax.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelativeBiasSpec {
+    pub name: String,
+    /// Rows of the table (`relative_attention_num_buckets`).
+    pub buckets: usize,
+}
+
+impl RelativeBiasSpec {
+    /// transformers' `MPNetEncoder.relative_position_bucket` with the
+    /// arguments `compute_position_bias` passes (32 buckets, max distance
+    /// 128, whatever the config says): distances below 8 get a bucket each,
+    /// longer ones share logarithmically wider buckets up to 128, keys after
+    /// the query in the upper half. The logarithm is taken in f32, as torch
+    /// does, so that the truncation lands on the same side at exact powers.
+    pub fn bucket(relative: isize) -> usize {
+        const HALF: isize = 16;
+        const EXACT: isize = 8;
+        const MAX_DISTANCE: f32 = 128.0;
+        let n = -relative;
+        let base = if n < 0 { HALF } else { 0 };
+        let n = n.abs();
+        let within = if n < EXACT {
+            n
+        } else {
+            let scale = (MAX_DISTANCE as f64 / EXACT as f64).ln() as f32;
+            let log = (n as f32 / EXACT as f32).ln() / scale * (HALF - EXACT) as f32;
+            (EXACT + log as isize).min(HALF - 1)
+        };
+        (base + within) as usize
+    }
+
+    /// The buckets [`Self::bucket`] can return.
+    pub const USED_BUCKETS: usize = 32;
 }
 
 /// The hidden layer's activation (`hidden_act`).
@@ -179,8 +241,8 @@ pub struct EmbeddingsSpec {
     pub word: String,
     /// `[max_positions, hidden]`.
     pub position: String,
-    /// `[type_vocab, hidden]`.
-    pub token_type: String,
+    /// `[type_vocab, hidden]`; `None` for MPNet, which has no token types.
+    pub token_type: Option<String>,
     pub norm: NormSpec,
 }
 
@@ -238,6 +300,8 @@ pub struct ModelSpec {
     pub num_labels: usize,
     pub embeddings: EmbeddingsSpec,
     pub layers: Vec<LayerSpec>,
+    /// MPNet's shared relative-position bias (`None` elsewhere).
+    pub relative_bias: Option<RelativeBiasSpec>,
     pub head: HeadSpec,
 }
 
@@ -252,19 +316,54 @@ impl ModelSpec {
         let layers = (0..c.num_hidden_layers)
             .map(|i| {
                 let n = format!("{p}.encoder.layer.{i}");
-                LayerSpec {
-                    query: DenseSpec::new(format!("{n}.attention.self.query"), h, h),
-                    key: DenseSpec::new(format!("{n}.attention.self.key"), h, h),
-                    value: DenseSpec::new(format!("{n}.attention.self.value"), h, h),
-                    attn_out: DenseSpec::new(format!("{n}.attention.output.dense"), h, h),
-                    attn_norm: norm(format!("{n}.attention.output.LayerNorm")),
-                    intermediate: DenseSpec::new(format!("{n}.intermediate.dense"), m, h),
-                    output: DenseSpec::new(format!("{n}.output.dense"), h, m),
-                    out_norm: norm(format!("{n}.output.LayerNorm")),
-                    prefix: n,
+                let dense = |name: &str, out, inp| DenseSpec::new(format!("{n}.{name}"), out, inp);
+                let norm = |name: &str| norm(format!("{n}.{name}"));
+                match family {
+                    Family::Bert | Family::Roberta | Family::XlmRoberta => LayerSpec {
+                        query: dense("attention.self.query", h, h),
+                        key: dense("attention.self.key", h, h),
+                        value: dense("attention.self.value", h, h),
+                        attn_out: dense("attention.output.dense", h, h),
+                        attn_norm: norm("attention.output.LayerNorm"),
+                        intermediate: dense("intermediate.dense", m, h),
+                        output: dense("output.dense", h, m),
+                        out_norm: norm("output.LayerNorm"),
+                        prefix: n.clone(),
+                    },
+                    Family::Mpnet => LayerSpec {
+                        query: dense("attention.attn.q", h, h),
+                        key: dense("attention.attn.k", h, h),
+                        value: dense("attention.attn.v", h, h),
+                        attn_out: dense("attention.attn.o", h, h),
+                        attn_norm: norm("attention.LayerNorm"),
+                        intermediate: dense("intermediate.dense", m, h),
+                        output: dense("output.dense", h, m),
+                        out_norm: norm("output.LayerNorm"),
+                        prefix: n.clone(),
+                    },
                 }
             })
             .collect();
+        let relative_bias = match family {
+            Family::Bert | Family::Roberta | Family::XlmRoberta => None,
+            Family::Mpnet => {
+                let buckets = c
+                    .extra
+                    .get("relative_attention_num_buckets")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(32) as usize;
+                if buckets < RelativeBiasSpec::USED_BUCKETS {
+                    return Err(format!(
+                        "relative_attention_num_buckets {buckets} is below the {} buckets MPNet's attention uses",
+                        RelativeBiasSpec::USED_BUCKETS
+                    ));
+                }
+                Some(RelativeBiasSpec {
+                    name: format!("{p}.encoder.relative_attention_bias.weight"),
+                    buckets,
+                })
+            }
+        };
         let head = match family.head() {
             HeadKind::Pooler => HeadSpec {
                 kind: HeadKind::Pooler,
@@ -298,12 +397,24 @@ impl ModelSpec {
             embeddings: EmbeddingsSpec {
                 word: format!("{p}.embeddings.word_embeddings.weight"),
                 position: format!("{p}.embeddings.position_embeddings.weight"),
-                token_type: format!("{p}.embeddings.token_type_embeddings.weight"),
+                token_type: family
+                    .has_token_types()
+                    .then(|| format!("{p}.embeddings.token_type_embeddings.weight")),
                 norm: norm(format!("{p}.embeddings.LayerNorm")),
             },
             layers,
+            relative_bias,
             head,
         })
+    }
+
+    /// Whether `name` is read below the first encoder layer or by every
+    /// layer (the embeddings, MPNet's relative-position table): frozen
+    /// whenever the embeddings are.
+    pub fn is_shared_input(&self, name: &str) -> bool {
+        name.strip_prefix(&self.prefix_dot())
+            .is_some_and(|rest| rest.starts_with("embeddings."))
+            || self.relative_bias.as_ref().is_some_and(|r| r.name == name)
     }
 
     /// The encoder's prefix with its dot: `bert.`.
@@ -320,8 +431,10 @@ impl ModelSpec {
         let mut v = vec![
             (e.word.clone(), vec![self.vocab, h], Weight),
             (e.position.clone(), vec![self.max_positions, h], Weight),
-            (e.token_type.clone(), vec![self.type_vocab, h], Weight),
         ];
+        if let Some(t) = &e.token_type {
+            v.push((t.clone(), vec![self.type_vocab, h], Weight));
+        }
         type List = Vec<(String, Vec<usize>, TensorKind)>;
         let norm = |v: &mut List, n: &NormSpec| {
             v.push((n.weight(), vec![h], Scale));
@@ -340,6 +453,9 @@ impl ModelSpec {
             dense(&mut v, &l.intermediate);
             dense(&mut v, &l.output);
             norm(&mut v, &l.out_norm);
+        }
+        if let Some(r) = &self.relative_bias {
+            v.push((r.name.clone(), vec![r.buckets, self.heads], Weight));
         }
         match self.head.kind {
             HeadKind::Pooler | HeadKind::Roberta => {
@@ -413,6 +529,50 @@ mod tests {
         assert_eq!(s.family.prefix(), "roberta");
         c.pad_token_id = 127;
         assert!(ModelSpec::new(&c, 3).unwrap_err().contains("pad_token_id"));
+    }
+
+    #[test]
+    fn mpnet_names_positions_and_relative_table_are_transformers() {
+        let mut c = BertConfig::tiny(50);
+        c.extra
+            .insert("model_type".into(), serde_json::json!("mpnet"));
+        let s = ModelSpec::new(&c, 4).unwrap();
+        assert_eq!(s.family, Family::Mpnet);
+        assert_eq!(s.head.kind, HeadKind::Roberta);
+        assert_eq!(
+            s.position_offset, 2,
+            "padding_idx 1 whatever pad_token_id says"
+        );
+        assert!(s.embeddings.token_type.is_none());
+        let l = &s.layers[0];
+        assert_eq!(l.query.name, "mpnet.encoder.layer.0.attention.attn.q");
+        assert_eq!(l.attn_out.name, "mpnet.encoder.layer.0.attention.attn.o");
+        assert_eq!(
+            l.attn_norm.name,
+            "mpnet.encoder.layer.0.attention.LayerNorm"
+        );
+        let r = s.relative_bias.as_ref().unwrap();
+        assert_eq!(r.name, "mpnet.encoder.relative_attention_bias.weight");
+        assert!(s.is_shared_input(&r.name));
+        assert!(s.is_shared_input("mpnet.embeddings.LayerNorm.weight"));
+        assert!(!s.is_shared_input("mpnet.encoder.layer.0.output.dense.weight"));
+        let t = s.tensors();
+        // 2 tables + 2 norm, 16 per layer, the relative table, 4 head tensors.
+        assert_eq!(t.len(), 4 + 16 * 2 + 1 + 4);
+        assert!(t.iter().all(|(n, _, _)| !n.contains("token_type")));
+        // Distances below 8 get a bucket each; keys after the query the upper half.
+        assert_eq!(RelativeBiasSpec::bucket(0), 0);
+        assert_eq!(RelativeBiasSpec::bucket(-3), 3);
+        assert_eq!(RelativeBiasSpec::bucket(3), 19);
+        assert_eq!(RelativeBiasSpec::bucket(-1000), 15);
+        assert_eq!(RelativeBiasSpec::bucket(1000), 31);
+        c.extra.insert(
+            "relative_attention_num_buckets".into(),
+            serde_json::json!(16),
+        );
+        assert!(ModelSpec::new(&c, 4)
+            .unwrap_err()
+            .contains("relative_attention_num_buckets"));
     }
 
     #[test]

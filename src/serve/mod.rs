@@ -17,7 +17,7 @@
 //! ([`batcher`]). SIGTERM or Ctrl-C stops accepting connections and lets
 //! requests in flight finish.
 
-pub mod api;
+pub(crate) mod api;
 pub mod batcher;
 pub mod load;
 

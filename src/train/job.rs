@@ -209,8 +209,7 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
         dev_ex.len(),
         labels.names().join(", ")
     )));
-    let mut cfg = job.train.clone();
-    cfg.pad_id = ckpt.encoder.pad_id();
+    let cfg = job.train.clone();
     let outcome = train(&mut ckpt.model, &train_ex, &dev_ex, &labels, &cfg, on_event)?;
     // Calibrate on dev: fit the softmax temperature of the chosen epoch.
     let mut calibration = serde_json::Value::Null;

@@ -1,12 +1,12 @@
 //! Fine-tuning: the loop ([`trainer`]), its optimiser ([`optim`]), learning
 //! rate schedule ([`schedule`]) and loss ([`loss`]).
 
-pub mod job;
+mod job;
 pub mod loss;
 pub mod native;
-pub mod optim;
-pub mod schedule;
-pub mod trainer;
+pub(crate) mod optim;
+pub(crate) mod schedule;
+mod trainer;
 
 pub use job::{run, DeltaOf, LabelSource, Method, TrainJob, TrainSummary};
 pub use trainer::{

@@ -5,7 +5,7 @@
 use super::loss::balanced_weights;
 use super::optim::{clip_scale, grad_norm, AdamW};
 use super::schedule::lr_at;
-use crate::batch::{make_batch, Batch, Encoded};
+use crate::batch::{Encoded, Packed};
 use crate::labels::LabelSet;
 use crate::metrics::{Confusion, Metrics};
 use crate::model::BertClassifier;
@@ -42,7 +42,6 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Stop after this many epochs without a better dev macro-F1 (0: never).
     pub patience: usize,
-    pub pad_id: u32,
 }
 
 impl Default for TrainConfig {
@@ -57,7 +56,6 @@ impl Default for TrainConfig {
             class_weights: ClassWeights::Auto,
             seed: 42,
             patience: 2,
-            pad_id: 0,
         }
     }
 }
@@ -147,16 +145,18 @@ pub fn evaluate(
 /// the loss and the gradient norm before clipping. Runs the native step
 /// ([`super::native`]); candle's graph is only the reference it is tested
 /// against.
+#[allow(clippy::too_many_arguments)]
 pub fn train_step(
     model: &BertClassifier,
-    b: &Batch,
+    b: &Packed,
     weights: &Tensor,
+    dropout: &mut Rng,
     opt: &mut AdamW,
     vars: &[(String, candle_core::Var)],
     max_grad_norm: f64,
     lr: f64,
 ) -> Result<(f64, f64)> {
-    let out = super::native::step(model, &b.packed, &weights.to_vec1::<f32>()?)?;
+    let out = super::native::step(model, b, &weights.to_vec1::<f32>()?, dropout)?;
     let (loss_v, grads) = (out.loss, out.grads);
     if !loss_v.is_finite() {
         return Err(Error::Diverged(format!("loss is {loss_v}")));
@@ -189,7 +189,8 @@ pub fn train(
         ));
     }
     let mut rng = Rng::new(cfg.seed);
-    model.reseed_dropout(rng.next_u64());
+    // The dropout masks' stream, seeded from --seed.
+    let mut dropout = Rng::new(rng.next_u64());
     let device = model.device().clone();
     let k = labels.len();
     let train_labels: Vec<u32> = train.iter().map(|e| e.label).collect();
@@ -219,21 +220,28 @@ pub fn train(
         for batch_idx in epoch_batches(&mut rng, train, cfg.batch_size) {
             let items: Vec<&Encoded> = batch_idx.iter().map(|&i| &train[i].enc).collect();
             let ys: Vec<u32> = batch_idx.iter().map(|&i| train[i].label).collect();
-            let b = make_batch(&items, Some(&ys), cfg.pad_id, &device)?;
+            let b = Packed::new(&items, Some(&ys))?;
             let lr = lr_at(step, total, warmup, cfg.lr);
-            let (loss_v, grad_norm) =
-                train_step(model, &b, &weights, &mut opt, &vars, cfg.max_grad_norm, lr).map_err(
-                    |e| match e {
-                        Error::Diverged(m) => Error::Diverged(format!(
-                            "{m} at step {} (epoch {epoch}); try a lower --lr",
-                            step + 1
-                        )),
-                        e => e,
-                    },
-                )?;
+            let (loss_v, grad_norm) = train_step(
+                model,
+                &b,
+                &weights,
+                &mut dropout,
+                &mut opt,
+                &vars,
+                cfg.max_grad_norm,
+                lr,
+            )
+            .map_err(|e| match e {
+                Error::Diverged(m) => Error::Diverged(format!(
+                    "{m} at step {} (epoch {epoch}); try a lower --lr",
+                    step + 1
+                )),
+                e => e,
+            })?;
             step += 1;
-            seen += b.len;
-            loss_sum += loss_v * b.len as f64;
+            seen += b.lengths.len();
+            loss_sum += loss_v * b.lengths.len() as f64;
             on_event(&TrainEvent::Step {
                 step,
                 epoch,

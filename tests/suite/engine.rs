@@ -36,7 +36,7 @@ fn candle_logits(
     let refs: Vec<&Encoded> = encs.iter().collect();
     let b = enc.batch(&refs, None, &Device::Cpu).unwrap();
     model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+        .forward_t(&b.ids, &b.type_ids, &b.mask, None)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap()

@@ -12,6 +12,7 @@ mod engine;
 mod fuzz;
 mod html_view;
 mod model;
+mod mpnet;
 mod native_step;
 mod readme;
 mod realnews;

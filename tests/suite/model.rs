@@ -48,7 +48,7 @@ fn logits_shape_and_load_report() {
     );
     let logits = ckpt
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+        .forward_t(&b.ids, &b.type_ids, &b.mask, None)
         .unwrap();
     assert_eq!(logits.dims(), &[3, 4]);
 }
@@ -65,7 +65,12 @@ fn gradient_reaches_every_trainable_tensor() {
     );
     let logits = ckpt
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, true)
+        .forward_t(
+            &b.ids,
+            &b.type_ids,
+            &b.mask,
+            Some(&mut stance::rng::Rng::new(1)),
+        )
         .unwrap();
     let labels = Tensor::new(&[1u32, 2], &Device::Cpu).unwrap();
     let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
@@ -118,11 +123,16 @@ fn training_and_inference_paths_agree_without_dropout() {
     let b = tiny_batch(&ckpt.encoder, &["The mayor denied the report.", "Yes."]);
     let a = ckpt
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, true)
+        .forward_t(
+            &b.ids,
+            &b.type_ids,
+            &b.mask,
+            Some(&mut stance::rng::Rng::new(1)),
+        )
         .unwrap();
     let i = ckpt
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+        .forward_t(&b.ids, &b.type_ids, &b.mask, None)
         .unwrap();
     let diff = (a - i)
         .unwrap()
@@ -148,13 +158,13 @@ fn padding_does_not_change_logits() {
     );
     let a = ckpt
         .model
-        .forward_t(&alone.ids, &alone.type_ids, &alone.mask, false)
+        .forward_t(&alone.ids, &alone.type_ids, &alone.mask, None)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
     let p = ckpt
         .model
-        .forward_t(&padded.ids, &padded.type_ids, &padded.mask, false)
+        .forward_t(&padded.ids, &padded.type_ids, &padded.mask, None)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
@@ -186,13 +196,13 @@ fn save_then_load_gives_identical_logits_and_hf_config() {
     );
     let x = ckpt
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+        .forward_t(&b.ids, &b.type_ids, &b.mask, None)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
     let y = back
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+        .forward_t(&b.ids, &b.type_ids, &b.mask, None)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
@@ -262,7 +272,6 @@ fn fast_config(seed: u64) -> TrainConfig {
         class_weights: ClassWeights::Auto,
         seed,
         patience: 0,
-        pad_id: 0,
     }
 }
 
@@ -343,7 +352,12 @@ fn top_layers_and_head_methods_train_only_their_tensors() {
         );
         let logits = ckpt
             .model
-            .forward_t(&b.ids, &b.type_ids, &b.mask, true)
+            .forward_t(
+                &b.ids,
+                &b.type_ids,
+                &b.mask,
+                Some(&mut stance::rng::Rng::new(1)),
+            )
             .unwrap();
         let loss = candle_nn::loss::cross_entropy(
             &logits,
@@ -446,13 +460,13 @@ fn delta_checkpoint_loads_through_its_verified_base() {
     );
     let x = ckpt
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+        .forward_t(&b.ids, &b.type_ids, &b.mask, None)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
     let y = back
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+        .forward_t(&b.ids, &b.type_ids, &b.mask, None)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
@@ -491,7 +505,7 @@ fn lora_trains_only_adapters_and_saves_in_peft_layout() {
     );
     let before = ckpt
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+        .forward_t(&b.ids, &b.type_ids, &b.mask, None)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
@@ -504,7 +518,7 @@ fn lora_trains_only_adapters_and_saves_in_peft_layout() {
     // B starts at zero: adding adapters does not change the function.
     assert_eq!(
         ckpt.model
-            .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+            .forward_t(&b.ids, &b.type_ids, &b.mask, None)
             .unwrap()
             .to_vec2::<f32>()
             .unwrap(),
@@ -524,7 +538,12 @@ fn lora_trains_only_adapters_and_saves_in_peft_layout() {
 
     let logits = ckpt
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, true)
+        .forward_t(
+            &b.ids,
+            &b.type_ids,
+            &b.mask,
+            Some(&mut stance::rng::Rng::new(1)),
+        )
         .unwrap();
     let loss =
         candle_nn::loss::cross_entropy(&logits, &Tensor::new(&[1u32, 2], &Device::Cpu).unwrap())
@@ -611,13 +630,13 @@ fn lora_trains_only_adapters_and_saves_in_peft_layout() {
     assert!(back.load_report.fresh.is_empty(), "{:?}", back.load_report);
     let x = ckpt
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+        .forward_t(&b.ids, &b.type_ids, &b.mask, None)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
     let y = back
         .model
-        .forward_t(&b.ids, &b.type_ids, &b.mask, false)
+        .forward_t(&b.ids, &b.type_ids, &b.mask, None)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();

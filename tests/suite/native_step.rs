@@ -74,11 +74,19 @@ fn randomise(model: &mut BertClassifier, name: &str, rng: &mut Rng, centre: f32)
 /// Native and candle agree on logits, loss and the gradient of every
 /// trainable tensor, and compute gradients for exactly the same tensors.
 fn check_against_candle(model: &BertClassifier, b: &Batch, what: &str) {
+    check_against_candle_with(model, b, what, 1)
+}
+
+/// [`check_against_candle`] with both executors' dropout drawn from the
+/// stream `Rng::new(seed)`.
+fn check_against_candle_with(model: &BertClassifier, b: &Batch, what: &str, seed: u64) {
     let weights = Tensor::new(WEIGHTS, &Device::Cpu).unwrap();
-    let logits = model.forward_t(&b.ids, &b.type_ids, &b.mask, true).unwrap();
+    let logits = model
+        .forward_t(&b.ids, &b.type_ids, &b.mask, Some(&mut Rng::new(seed)))
+        .unwrap();
     let loss = weighted_cross_entropy(&logits, b.labels.as_ref().unwrap(), &weights).unwrap();
     let grads = loss.backward().unwrap();
-    let out = native::step(model, &b.packed, WEIGHTS).unwrap();
+    let out = native::step(model, &b.packed().unwrap(), WEIGHTS, &mut Rng::new(seed)).unwrap();
     let ours = Tensor::from_vec(out.logits.clone(), logits.shape(), &Device::Cpu).unwrap();
     assert!(
         common::max_abs(&(&ours - &logits).unwrap()) < 1e-5,
@@ -190,7 +198,7 @@ fn frozen_bottom_layers_match_the_candle_graph() {
 #[test]
 fn every_trainable_tensor_gets_a_gradient_with_dropout_on() {
     let (_t, model, b) = setup(0.1);
-    let out = native::step(&model, &b.packed, WEIGHTS).unwrap();
+    let out = native::step(&model, &b.packed().unwrap(), WEIGHTS, &mut Rng::new(0)).unwrap();
     let mut missing = Vec::new();
     for (name, var) in model.params.iter() {
         let norm = out
@@ -218,37 +226,51 @@ fn every_trainable_tensor_gets_a_gradient_with_dropout_on() {
 #[test]
 fn dropout_follows_the_seed() {
     let (_t, model, b) = setup(0.1);
-    model.reseed_dropout(5);
-    let a = native::step(&model, &b.packed, WEIGHTS).unwrap();
-    let next = native::step(&model, &b.packed, WEIGHTS).unwrap();
-    model.reseed_dropout(5);
-    let again = native::step(&model, &b.packed, WEIGHTS).unwrap();
+    let p = b.packed().unwrap();
+    let mut stream = Rng::new(5);
+    let a = native::step(&model, &p, WEIGHTS, &mut stream).unwrap();
+    let next = native::step(&model, &p, WEIGHTS, &mut stream).unwrap();
+    let again = native::step(&model, &p, WEIGHTS, &mut Rng::new(5)).unwrap();
     assert_eq!(a.logits, again.logits, "same seed, same masks");
     assert_ne!(a.logits, next.logits, "the stream moves on between steps");
     let (_t2, off, b2) = setup(0.0);
-    let plain = native::step(&off, &b2.packed, WEIGHTS).unwrap();
+    let plain = native::step(&off, &b2.packed().unwrap(), WEIGHTS, &mut Rng::new(5)).unwrap();
     assert_ne!(a.logits, plain.logits, "dropout changes the forward pass");
+}
+
+#[test]
+fn with_dropout_on_the_graph_and_the_native_step_drop_the_same_elements() {
+    // One dropout definition: the same stream gives candle's graph and the
+    // native step the same masks, so logits, loss and every gradient agree
+    // with dropout on, for full training and with frozen bottom layers
+    // (whose sites draw no seed), and for a RoBERTa-style head (which
+    // drops its input too).
+    for k in [None, Some(1)] {
+        let (_t, mut model, b) = setup(0.2);
+        model.set_trainable_layers(k);
+        check_against_candle_with(&model, &b, &format!("dropout 0.2, top {k:?}"), 17);
+    }
 }
 
 #[test]
 fn bad_batches_are_errors_not_panics() {
     let (_t, model, b) = setup(0.0);
-    let mut p = b.packed.clone();
+    let mut p = b.packed().unwrap();
     p.labels = Some(vec![0, 1, 2, 9]);
-    assert!(native::step(&model, &p, WEIGHTS)
+    assert!(native::step(&model, &p, WEIGHTS, &mut Rng::new(0))
         .err()
         .unwrap()
         .to_string()
         .contains("label id 9"));
-    let mut p = b.packed.clone();
+    let mut p = b.packed().unwrap();
     p.ids[0] = 1_000_000;
-    assert!(native::step(&model, &p, WEIGHTS)
+    assert!(native::step(&model, &p, WEIGHTS, &mut Rng::new(0))
         .err()
         .unwrap()
         .to_string()
         .contains("token id"));
-    let mut p = b.packed.clone();
+    let mut p = b.packed().unwrap();
     p.lengths[0] += 1;
-    assert!(native::step(&model, &p, WEIGHTS).is_err());
-    assert!(native::step(&model, &b.packed, &[1.0]).is_err());
+    assert!(native::step(&model, &p, WEIGHTS, &mut Rng::new(0)).is_err());
+    assert!(native::step(&model, &b.packed().unwrap(), &[1.0], &mut Rng::new(0)).is_err());
 }

@@ -5,12 +5,14 @@
 //! sqrt(d)`, `P = softmax(S)`, `D = P * mask`, `O = D V`:
 //! `dV = D^T dO`, `dD = dO V^T`, `dP = dD * mask`,
 //! `dS = P * (dP - rowsum(dP * P))`, `dQ = dS K / sqrt(d)`, `dK = dS^T Q / sqrt(d)`.
+//! With MPNet's relative-position bias `B` (`S = Q K^T / sqrt(d) + B`), the
+//! bias's gradient is `dS` summed over the pairs at each distance.
 
-use super::dropout::Mask;
 use crate::engine::attention::mask_padding;
-use crate::engine::attention::Packing;
+use crate::engine::attention::{Packing, RelativeBias};
 use crate::engine::head_matmul::{padded, scores, transpose_padded, weighted_sum};
 use crate::engine::simd::{dot, softmax_rows};
+use crate::model::dropout::{attention_index, Mask};
 use rayon::prelude::*;
 
 /// Shapes shared by forward and backward.
@@ -22,10 +24,12 @@ pub struct Dims {
     pub rows: usize,
 }
 
-/// The mask index of probability (row `r` of the batch, key `j`) in head `h`.
-#[inline(always)]
-fn mask_index(h: usize, rows: usize, r: usize, j: usize) -> u64 {
-    (((h * rows + r) as u64) << 20) | j as u64
+/// What the attention reads besides `q`, `k` and `v`: the probability
+/// dropout and MPNet's relative-position bias.
+#[derive(Clone, Copy)]
+pub struct Extras<'a> {
+    pub mask: &'a Mask,
+    pub bias: Option<&'a RelativeBias>,
 }
 
 /// One head's slice of rows `r0..r0+len` of `x`, gathered `[len, d]`.
@@ -93,20 +97,23 @@ impl Head {
         r0: usize,
         h: usize,
         dims: Dims,
-        mask: &Mask,
+        x: Extras,
         p: &mut [f32],
         dropped: &mut [f32],
     ) {
-        let (len, cols, d) = (self.len, self.cols, self.d);
+        let (len, cols, d, mask) = (self.len, self.cols, self.d, x.mask);
         transpose_padded(&self.k, len, d, cols, &mut self.t);
         scores(&self.q, &self.t, p, len, cols, d, 1.0 / (d as f32).sqrt());
+        if let Some(b) = x.bias {
+            b.add(h, p, len, cols);
+        }
         mask_padding(p, len, cols);
         softmax_rows(p, cols);
         dropped.copy_from_slice(p);
         if mask.is_active() {
             for i in 0..len {
                 for j in 0..len {
-                    dropped[i * cols + j] *= mask.factor(mask_index(h, dims.rows, r0 + i, j));
+                    dropped[i * cols + j] *= mask.factor(attention_index(h, dims.rows, r0 + i, j));
                 }
             }
         }
@@ -127,7 +134,7 @@ pub fn forward(
     ctx: &mut [f32],
     packing: &Packing,
     dims: Dims,
-    mask: &Mask,
+    x: Extras,
 ) -> Saved {
     let d = dims.hidden / dims.heads;
     let sentences = packing
@@ -148,7 +155,7 @@ pub fn forward(
                     &mut dropped[h * block..(h + 1) * block],
                 );
                 s.gather(q, k, v, r0, h, dims.hidden);
-                s.probabilities(r0, h, dims, mask, ph, dh);
+                s.probabilities(r0, h, dims, x, ph, dh);
                 weighted_sum(dh, &s.v, &mut o, len, len, s.cols, d, 1.0);
                 scatter(&o, out, len, dims.hidden, h * d, d);
             }
@@ -159,7 +166,8 @@ pub fn forward(
 }
 
 /// Gradients of `q`, `k` and `v` (each `[rows, hidden]`, overwritten) from
-/// the gradient of the context `dctx`.
+/// the gradient of the context `dctx`; with a relative-position bias, also
+/// its gradient laid out by distance ([`RelativeBias::distance_grad`]).
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     q: &[f32],
@@ -172,8 +180,9 @@ pub fn backward(
     dv: &mut [f32],
     packing: &Packing,
     dims: Dims,
-    mask: &Mask,
-) {
+    x: Extras,
+) -> Option<Vec<f32>> {
+    let mask = x.mask;
     let d = dims.hidden / dims.heads;
     let hd = dims.hidden;
     let scale = 1.0 / (d as f32).sqrt();
@@ -184,8 +193,11 @@ pub fn backward(
         .zip(packing.split_rows(dk, hd))
         .zip(packing.split_rows(dv, hd))
         .zip(&saved.sentences);
-    parts.collect::<Vec<_>>().into_par_iter().for_each(
-        |((((r0, dq), (_, dk)), (_, dv)), (p_all, dropped_all))| {
+    let bias_grads: Vec<Option<Vec<f32>>> = parts
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|((((r0, dq), (_, dk)), (_, dv)), (p_all, dropped_all))| {
+            let mut bias_grad = x.bias.map(|b| b.distance_grad(dims.heads));
             let len = dq.len() / hd;
             let mut s = Head::new(len, d);
             let cols = s.cols;
@@ -225,6 +237,9 @@ pub fn backward(
                     let sum = dot(row, p);
                     row.iter_mut().zip(p).for_each(|(r, p)| *r = p * (*r - sum));
                 }
+                if let (Some(b), Some(g)) = (x.bias, bias_grad.as_mut()) {
+                    b.accumulate(h, &dp, len, cols, g);
+                }
                 // dQ = dS K scale, dK = dS^T Q scale
                 weighted_sum(&dp, &s.k, &mut g, len, len, cols, d, scale);
                 scatter(&g, dq, len, hd, off, d);
@@ -232,8 +247,13 @@ pub fn backward(
                 weighted_sum(&tr, &s.q, &mut g, len, len, cols, d, scale);
                 scatter(&g, dk, len, hd, off, d);
             }
-        },
-    );
+            bias_grad
+        })
+        .collect();
+    bias_grads.into_iter().flatten().reduce(|mut a, b| {
+        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        a
+    })
 }
 
 #[cfg(test)]
@@ -257,7 +277,7 @@ mod tests {
         mask: &Mask,
     ) -> f64 {
         let mut ctx = vec![0f32; q.len()];
-        let _ = forward(q, k, v, &mut ctx, p, dims, mask);
+        let _ = forward(q, k, v, &mut ctx, p, dims, Extras { mask, bias: None });
         ctx.iter().zip(w).map(|(a, b)| *a as f64 * *b as f64).sum()
     }
 
@@ -273,9 +293,13 @@ mod tests {
         let (q, k, v, w) = (data(n, 1), data(n, 2), data(n, 3), data(n, 4));
         for mask in [Mask::new(0.0, 0, true), Mask::new(0.3, 11, true)] {
             let (mut dq, mut dk, mut dv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-            let saved = forward(&q, &k, &v, &mut vec![0f32; n], &p, dims, &mask);
+            let x = Extras {
+                mask: &mask,
+                bias: None,
+            };
+            let saved = forward(&q, &k, &v, &mut vec![0f32; n], &p, dims, x);
             backward(
-                &q, &k, &v, &saved, &w, &mut dq, &mut dk, &mut dv, &p, dims, &mask,
+                &q, &k, &v, &saved, &w, &mut dq, &mut dk, &mut dv, &p, dims, x,
             );
             for (which, grad) in [(0, &dq), (1, &dk), (2, &dv)] {
                 for i in (0..n).step_by(5) {
@@ -307,11 +331,15 @@ mod tests {
         };
         let (q, mut k, v) = (data(20, 1), data(20, 2), data(20, 3));
         let mask = Mask::new(0.0, 0, false);
+        let x = Extras {
+            mask: &mask,
+            bias: None,
+        };
         let mut a = vec![0f32; 20];
-        let _ = forward(&q, &k, &v, &mut a, &p, dims, &mask);
+        let _ = forward(&q, &k, &v, &mut a, &p, dims, x);
         k[12] += 3.0;
         let mut b = vec![0f32; 20];
-        let _ = forward(&q, &k, &v, &mut b, &p, dims, &mask);
+        let _ = forward(&q, &k, &v, &mut b, &p, dims, x);
         assert_eq!(a[..8], b[..8]);
         assert_ne!(a[8..], b[8..]);
     }

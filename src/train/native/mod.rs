@@ -9,28 +9,31 @@
 //! tokens, and frozen weights (LoRA) still get their gradient products
 //! computed. Here each layer is a fixed list of products and fused passes,
 //! frozen tensors get no gradient work, and dropout masks are hashed from
-//! seeds drawn from the model's dropout stream.
+//! seeds drawn from the caller's dropout stream ([`crate::model::dropout`],
+//! the definition candle's reference graph shares).
 //!
 //! It computes what the candle graph of [`BertClassifier::forward_t`]
 //! computes in training mode; `tests/suite/native_step.rs` checks logits, loss
-//! and every gradient against it (dropout off), and the attention kernel
-//! against finite differences with dropout on.
+//! and every gradient against it, with dropout off and on (the same stream
+//! gives both the same masks), and the attention kernel against finite
+//! differences with dropout on.
 
 mod attention;
-mod dropout;
 mod kernels;
 mod linear;
 
 use crate::batch::Packed;
 use crate::engine::attention::Packing;
+use crate::engine::attention::RelativeBias;
 use crate::engine::simd::{self, Activation};
+use crate::model::dropout::Mask;
 use crate::model::spec::ModelSpec;
 use crate::model::BertClassifier;
+use crate::rng::Rng;
 use crate::{Error, Result};
-use attention::Dims;
+use attention::{Dims, Extras};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, Storage, Tensor};
-use dropout::Mask;
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -43,9 +46,15 @@ pub struct StepOutput {
     pub grads: GradStore,
 }
 
-/// Forward in training mode (dropout on), class-weighted cross-entropy
-/// (as [`crate::train::loss::weighted_cross_entropy`]), backward.
-pub fn step(model: &BertClassifier, batch: &Packed, class_weights: &[f32]) -> Result<StepOutput> {
+/// Forward in training mode (dropout on, its masks seeded from `dropout`),
+/// class-weighted cross-entropy (as
+/// [`crate::train::loss::weighted_cross_entropy`]), backward.
+pub fn step(
+    model: &BertClassifier,
+    batch: &Packed,
+    class_weights: &[f32],
+    dropout: &mut Rng,
+) -> Result<StepOutput> {
     let labels = batch
         .labels
         .as_ref()
@@ -63,7 +72,7 @@ pub fn step(model: &BertClassifier, batch: &Packed, class_weights: &[f32]) -> Re
         )));
     }
     let w = Weights::new(model)?;
-    let fwd = forward(model, &w, batch)?;
+    let fwd = forward(model, &w, batch, dropout)?;
     let (loss, dlogits) = weighted_cross_entropy(&fwd.logits, labels, class_weights, k);
     let mut grads = Grads::default();
     backward(model, &w, batch, &fwd, &dlogits, &mut grads);
@@ -360,6 +369,8 @@ struct LayerSaved {
 
 struct Forward {
     packing: Packing,
+    /// MPNet's relative-position bias by distance, for every layer.
+    relative_bias: Option<RelativeBias>,
     /// Embeddings before their layer norm.
     emb: Vec<f32>,
     emb_mask: Mask,
@@ -384,11 +395,10 @@ fn reach(model: &BertClassifier) -> Reach {
     let spec = &model.spec;
     let n = spec.layers.len();
     let p = &model.params;
-    let emb = format!("{}embeddings.", spec.prefix_dot());
     let embeddings = p
         .names()
         .iter()
-        .any(|name| name.starts_with(&emb) && p.is_trainable(name));
+        .any(|name| spec.is_shared_input(name) && p.is_trainable(name));
     let lowest_layer = (0..n)
         .find(|&i| {
             let layer = format!("{}.", spec.layers[i].prefix);
@@ -403,7 +413,12 @@ fn reach(model: &BertClassifier) -> Reach {
     }
 }
 
-fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forward> {
+fn forward(
+    model: &BertClassifier,
+    wts: &Weights,
+    batch: &Packed,
+    rng: &mut Rng,
+) -> Result<Forward> {
     let c = &model.config;
     let (h, inter, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps as f32);
     let rows = batch.ids.len();
@@ -429,10 +444,11 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
             c.vocab_size
         )));
     }
+    let types = model.spec.embeddings.token_type.is_some();
     if let Some(&t) = batch
         .type_ids
         .iter()
-        .find(|&&t| t as usize >= c.type_vocab_size)
+        .find(|&&t| types && t as usize >= c.type_vocab_size)
     {
         return Err(Error::Invalid(format!(
             "token type id {t} out of range ({} types)",
@@ -443,23 +459,15 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
     let reach = reach(model);
     let spec: &ModelSpec = &model.spec;
     let act = spec.activation;
-    let mask = |p: f64, train: bool| {
-        Mask::new(
-            p,
-            if train && p > 0.0 {
-                model.next_dropout_seed()
-            } else {
-                0
-            },
-            train,
-        )
-    };
+    // Sites draw their seeds in the graph's order: embeddings, then per
+    // trained layer attention, attention output, output; then the head.
+    let mut mask = |p: f64, train: bool| Mask::draw(p, train.then_some(&mut *rng));
 
-    // Embeddings: word + token type + position, layer norm, dropout.
+    // Embeddings: word + token type (none for MPNet) + position, layer norm, dropout.
     let e = &spec.embeddings;
     let (word, typ, pos) = (
         wts.get(&e.word),
-        wts.get(&e.token_type),
+        e.token_type.as_deref().map(|t| wts.get(t)),
         wts.get(&e.position),
     );
     let mut emb = vec![0f32; rows * h];
@@ -471,9 +479,13 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
             let out = &mut emb[r * h..(r + 1) * h];
             out.iter_mut()
                 .zip(&word[id * h..(id + 1) * h])
-                .zip(&typ[ty * h..(ty + 1) * h])
                 .zip(&pos[p * h..(p + 1) * h])
-                .for_each(|(((o, a), b), c)| *o = a + b + c);
+                .for_each(|((o, a), c)| *o = a + c);
+            if let Some(typ) = typ {
+                out.iter_mut()
+                    .zip(&typ[ty * h..(ty + 1) * h])
+                    .for_each(|(o, b)| *o += b);
+            }
         }
     }
     let mut x = emb.clone();
@@ -491,6 +503,7 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         heads: c.num_attention_heads,
         rows,
     };
+    let relative_bias = relative_bias(spec, wts);
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for (i, l) in spec.layers.iter().enumerate() {
         let train = i >= frozen;
@@ -500,7 +513,11 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         let (v, zv) = d[2].forward(&x, rows);
         let attn_mask = mask(c.attention_probs_dropout_prob, train);
         let mut ctx = vec![0f32; rows * h];
-        let probs = attention::forward(&q, &k, &v, &mut ctx, &packing, dims, &attn_mask);
+        let extras = Extras {
+            mask: &attn_mask,
+            bias: relative_bias.as_ref(),
+        };
+        let probs = attention::forward(&q, &k, &v, &mut ctx, &packing, dims, extras);
         let (mut r1, za) = d[3].forward(&ctx, rows);
         let mask1 = mask(c.hidden_dropout_prob, train);
         mask1.apply(&mut r1);
@@ -555,7 +572,7 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         cls[s * h..(s + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
     }
     let hd = &spec.head;
-    let head_dropout = c.classifier_dropout.unwrap_or(c.hidden_dropout_prob);
+    let head_dropout = model.head_dropout();
     // RoBERTa's head drops the first token out before its dense layer (the
     // mask's seed is drawn first, as the graph draws it).
     let cls_in_mask = mask(head_dropout, hd.kind.drops_input());
@@ -569,6 +586,7 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         Dense::new(wts, &hd.classifier.name, hd.classifier.out, h).forward(&dropped, b);
     Ok(Forward {
         packing,
+        relative_bias,
         emb,
         emb_mask,
         layers,
@@ -579,6 +597,15 @@ fn forward(model: &BertClassifier, wts: &Weights, batch: &Packed) -> Result<Forw
         cls_mask,
         logits,
     })
+}
+
+fn relative_bias(spec: &ModelSpec, wts: &Weights) -> Option<RelativeBias> {
+    let r = spec.relative_bias.as_ref()?;
+    Some(RelativeBias::new(
+        wts.get(&r.name),
+        spec.heads,
+        spec.max_tokens(),
+    ))
 }
 
 /// Class-weighted cross-entropy and its gradient with respect to the logits:
@@ -674,6 +701,13 @@ fn backward(
         heads: c.num_attention_heads,
         rows,
     };
+    // The shared relative-position table's gradient, summed over the layers
+    // (by distance until the end).
+    let bias_spec = spec
+        .relative_bias
+        .as_ref()
+        .filter(|r| wts.trainable(&r.name));
+    let mut bias_grad: Option<Vec<f32>> = None;
     for i in (reach.lowest_layer..c.num_hidden_layers).rev() {
         let Some(s) = &fwd.layers[i] else { break };
         let l = &spec.layers[i];
@@ -736,7 +770,11 @@ fn backward(
             vec![0f32; rows * h],
             vec![0f32; rows * h],
         );
-        attention::backward(
+        let extras = Extras {
+            mask: &s.attn_mask,
+            bias: fwd.relative_bias.as_ref().filter(|_| bias_spec.is_some()),
+        };
+        let layer_bias_grad = attention::backward(
             &s.q,
             &s.k,
             &s.v,
@@ -747,13 +785,22 @@ fn backward(
             &mut dv,
             &fwd.packing,
             dims,
-            &s.attn_mask,
+            extras,
         );
+        if let Some(g) = layer_bias_grad {
+            match &mut bias_grad {
+                Some(acc) => acc.iter_mut().zip(g).for_each(|(a, v)| *a += v),
+                None => bias_grad = Some(g),
+            }
+        }
         for (j, dy) in [(0, &dq), (1, &dk), (2, &dv)] {
             let dxs = need_dx.then_some((&mut dinput[..], true));
             d[j].backward(wts, &s.x, s.z[j].as_deref(), dy, rows, dxs, grads);
         }
         dx = dinput;
+    }
+    if let (Some(r), Some(b), Some(g)) = (bias_spec, &fwd.relative_bias, bias_grad) {
+        grads.add(r.name.clone(), b.table_grad(&g, r.buckets, spec.heads));
     }
 
     if !reach.embeddings {
@@ -768,10 +815,10 @@ fn backward(
             grads.add(name, g);
         }
     }
-    let tables = [
-        (&e.word, spec.vocab, &batch.ids),
-        (&e.token_type, spec.type_vocab, &batch.type_ids),
-    ];
+    let mut tables = vec![(&e.word, spec.vocab, &batch.ids)];
+    if let Some(t) = &e.token_type {
+        tables.push((t, spec.type_vocab, &batch.type_ids));
+    }
     for (name, n, ids) in tables {
         if wts.trainable(name) {
             let mut g = vec![0f32; n * h];

@@ -6,6 +6,7 @@
 use candle_core::Device;
 use stance::model::{BertClassifier, BertConfig};
 use std::path::{Path, PathBuf};
+pub mod interop;
 
 /// Special tokens, punctuation, digits, letters and their `##` continuations,
 /// and a few whole words: enough for any lower-cased English text.

@@ -1,0 +1,145 @@
+//! Fixtures that transformers wrote (`scripts/interop/*_fixture.py`): a tiny
+//! random checkpoint with PyTorch's logits, loss and gradients on a few
+//! sentences, and the checks every executor must pass against them.
+
+use candle_core::Device;
+use stance::checkpoint::{load, Checkpoint};
+use stance::engine::Precision;
+use stance::train::native;
+use std::path::{Path, PathBuf};
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub struct Reference {
+    pub texts: Vec<String>,
+    /// Per sentence, its context segment (if the fixture encoded a pair).
+    pub contexts: Vec<Option<String>>,
+    pub ids: Vec<Vec<u32>>,
+    pub labels: Vec<u32>,
+    pub logits: Vec<Vec<f32>>,
+    pub loss: f64,
+    pub raw: serde_json::Value,
+}
+
+impl Reference {
+    pub fn load(dir: &Path) -> Reference {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+                .unwrap();
+        let texts: Vec<String> = serde_json::from_value(v["texts"].clone()).unwrap();
+        let contexts = match v.get("contexts") {
+            Some(c) => serde_json::from_value(c.clone()).unwrap(),
+            None => vec![None; texts.len()],
+        };
+        let logits: Vec<Vec<f64>> = serde_json::from_value(v["logits"].clone()).unwrap();
+        Reference {
+            texts,
+            contexts,
+            ids: serde_json::from_value(v["ids"].clone()).unwrap(),
+            labels: serde_json::from_value(v["labels"].clone()).unwrap(),
+            logits: logits
+                .into_iter()
+                .map(|r| r.into_iter().map(|x| x as f32).collect())
+                .collect(),
+            loss: v["loss"].as_f64().unwrap(),
+            raw: v,
+        }
+    }
+
+    /// Each sentence tokenised as the fixture did (alone, or with its context).
+    pub fn encode(&self, ckpt: &Checkpoint) -> Vec<stance::batch::Encoded> {
+        self.texts
+            .iter()
+            .zip(&self.contexts)
+            .map(|(t, c)| {
+                let ctx = c.as_ref().map(|c| vec![c.clone()]);
+                ckpt.encoder
+                    .encode(&[t.as_str()], ctx.as_deref())
+                    .unwrap()
+                    .remove(0)
+            })
+            .collect()
+    }
+}
+
+pub fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.len(), y.len());
+            x.iter().zip(y).map(|(p, q)| (p - q).abs())
+        })
+        .fold(0.0, f32::max)
+}
+
+/// Load the fixture and check that the tokenizer, the engine, candle's graph
+/// and the native step reproduce PyTorch (logits and loss within 1e-5, every
+/// gradient within 1e-5 of its scale). Returns the checkpoint.
+pub fn assert_executors_match_pytorch(dir: &Path) -> Checkpoint {
+    let r = Reference::load(dir);
+    let ckpt = load(dir, &Device::Cpu).unwrap();
+    assert!(ckpt.load_report.fresh.is_empty());
+    let encs = r.encode(&ckpt);
+    let ids: Vec<Vec<u32>> = encs.iter().map(|e| e.ids.clone()).collect();
+    assert_eq!(ids, r.ids, "tokenizer.json gives transformers' ids");
+
+    let engine =
+        stance::infer::predict_logits(&ckpt.model, &encs, 16, Precision::F32, |_| {}).unwrap();
+    let d = max_diff(&engine, &r.logits);
+    assert!(d < 1e-5, "engine logits differ from PyTorch by {d}");
+
+    let refs: Vec<_> = encs.iter().collect();
+    let b = ckpt
+        .encoder
+        .batch(&refs, Some(&r.labels), &Device::Cpu)
+        .unwrap();
+    let graph = ckpt
+        .model
+        .forward_t(&b.ids, &b.type_ids, &b.mask, None)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let d = max_diff(&graph, &r.logits);
+    assert!(d < 1e-5, "graph logits differ from PyTorch by {d}");
+
+    // The fixture's dropout is 0, so PyTorch's train mode is deterministic.
+    let out = native::step(
+        &ckpt.model,
+        &b.packed().unwrap(),
+        &[1.0; 4],
+        &mut stance::rng::Rng::new(0),
+    )
+    .unwrap();
+    assert!(
+        (out.loss - r.loss).abs() < 1e-5,
+        "loss {} vs PyTorch {}",
+        out.loss,
+        r.loss
+    );
+    let torch =
+        candle_core::safetensors::load(dir.join("grads.safetensors"), &Device::Cpu).unwrap();
+    let mut compared = 0;
+    for (name, var) in ckpt.model.params.iter() {
+        let theirs = torch
+            .get(name)
+            .unwrap_or_else(|| panic!("PyTorch has no gradient for {name}"));
+        let mine = out
+            .grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("no native gradient for {name}"));
+        let diff = super::max_abs(&(mine - theirs).unwrap());
+        let scale = super::max_abs(theirs);
+        assert!(
+            diff <= 1e-5 * scale.max(1.0),
+            "{name}: gradient differs from PyTorch by {diff} (max |grad| {scale})"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, torch.len(), "every PyTorch gradient compared");
+    ckpt
+}
