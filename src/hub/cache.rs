@@ -121,7 +121,7 @@ impl RepoCache {
             .map_err(|e| format!("writing to the cache: {e}"))?;
         drop(file);
         let got = digest
-            .of_same_kind(&incoming.path)
+            .of_temporary_file(&incoming.path)
             .map_err(|e| e.to_string())?;
         if got != digest.hex() {
             return Err(format!(

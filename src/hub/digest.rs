@@ -48,11 +48,26 @@ impl Digest {
 
     /// The digest of `path`'s content, of the same kind as `self`.
     pub fn of_same_kind(&self, path: &Path) -> Result<String> {
+        self.digest(path, true)
+    }
+
+    /// [`Self::of_same_kind`] for a file about to be renamed (a download
+    /// being verified): hashed without leaving a record under its
+    /// temporary name.
+    pub fn of_temporary_file(&self, path: &Path) -> Result<String> {
+        self.digest(path, false)
+    }
+
+    fn digest(&self, path: &Path, remember: bool) -> Result<String> {
         if let Digest::Sha256(_) = self {
             // Remembered by path, size, inode and change time (hash_cache):
             // any write to the blob makes it hashed again, and a model used
             // by hub name is not re-read in full on every run.
-            return crate::hash_cache::sha256(path);
+            return if remember {
+                crate::hash_cache::sha256(path)
+            } else {
+                crate::hash_cache::sha256_uncached(path)
+            };
         }
         // The git blob id: sha1 of "blob {len}\0" and the content.
         use sha1::Digest as _;

@@ -186,6 +186,7 @@ fn stance(args: &[&str], endpoint: &str, home: &Path) -> std::process::Output {
         .args(args)
         .env("HF_ENDPOINT", endpoint)
         .env("HF_HOME", home)
+        .env("STANCE_CACHE", home.join("stance-cache"))
         .env_remove("HF_HUB_CACHE")
         .env_remove("HF_TOKEN")
         .env_remove("HF_HUB_OFFLINE")
@@ -234,6 +235,13 @@ fn downloads_from_an_honest_hub_then_offline_from_cache() {
         std::fs::read(out.join("model.safetensors")).unwrap(),
         weights
     );
+    // The download was hashed as it was verified, without leaving a
+    // remembered hash under its temporary name.
+    let records = home.join("stance-cache/sha256");
+    for r in std::fs::read_dir(&records).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(r.path()).unwrap();
+        assert!(!text.contains(".incoming.tmp"), "stale record: {text}");
+    }
 
     // The cache has huggingface_hub's layout, so Python tools share it.
     let cache = cache_dir(&home);
