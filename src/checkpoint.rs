@@ -26,6 +26,10 @@ pub struct StanceSettings {
     /// Softmax temperature fitted on dev data (1: uncalibrated).
     #[serde(default = "one")]
     pub temperature: f32,
+    /// Per-label offsets added to `logits / temperature`, fitted on dev to
+    /// maximise macro-F1 (`train --fit-offsets`); empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_offsets: Vec<f32>,
     /// Set for checkpoints that store only what differs from their base
     /// encoder (`model.safetensors` then holds just the trained tensors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +103,19 @@ impl StanceSettings {
                 self.temperature
             ));
         }
+        let labels = config.id2label.as_ref().map(|m| m.len());
+        if !self.class_offsets.is_empty()
+            && (labels.is_some_and(|n| n != self.class_offsets.len())
+                || self
+                    .class_offsets
+                    .iter()
+                    .any(|b| !b.is_finite() || b.abs() > 50.0))
+        {
+            return Err(format!(
+                "stance.class_offsets {:?} must be one finite number (|b| <= 50) per label",
+                self.class_offsets
+            ));
+        }
         if self.max_len < 4 || self.max_len > config.max_tokens() {
             return Err(format!(
                 "stance.max_len {} must be in 4..={} (max_position_embeddings)",
@@ -122,8 +139,16 @@ impl Default for StanceSettings {
             max_len: 128,
             context: 0,
             temperature: 1.0,
+            class_offsets: Vec::new(),
             base: None,
         }
+    }
+}
+
+impl StanceSettings {
+    /// The calibrated label probabilities of one sentence's logits.
+    pub fn probabilities(&self, logits: &[f32]) -> Vec<f32> {
+        crate::infer::calibrated(logits, self.temperature, &self.class_offsets)
     }
 }
 

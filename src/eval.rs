@@ -4,7 +4,7 @@ use crate::batch::Encoded;
 use crate::checkpoint::Checkpoint;
 use crate::data::LabelledSentence;
 use crate::engine::Precision;
-use crate::infer::{argmax, predict_logits, probabilities};
+use crate::infer::{argmax, calibrated, predict_logits, probabilities};
 use crate::labels::LabelSet;
 use crate::metrics::{expected_calibration_error, Confusion, Metrics};
 use crate::model::BertClassifier;
@@ -19,12 +19,25 @@ pub struct EvalReport {
     /// Expected calibration error with the checkpoint's temperature.
     pub ece: f64,
     pub temperature: f32,
+    /// The per-label offsets the labels and probabilities were taken with.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub class_offsets: Vec<f32>,
 }
 
 impl EvalReport {
     pub fn render(&self) -> String {
+        let offsets = if self.class_offsets.is_empty() {
+            String::new()
+        } else {
+            let b: Vec<String> = self
+                .class_offsets
+                .iter()
+                .map(|v| format!("{v:+.1}"))
+                .collect();
+            format!(" and class offsets [{}]", b.join(", "))
+        };
         format!(
-            "{}\nexpected calibration error (10 bins): {:.4} at temperature {:.3} (uncalibrated: {:.4})\n",
+            "{}\nexpected calibration error (10 bins): {:.4} at temperature {:.3}{offsets} (uncalibrated: {:.4})\n",
             self.metrics.render(),
             self.ece,
             self.temperature,
@@ -47,11 +60,14 @@ pub fn encode_rows(ckpt: &Checkpoint, rows: &[LabelledSentence]) -> Result<Vec<E
 
 /// How [`score`] runs the model.
 #[derive(Debug, Clone, Copy)]
-pub struct Scoring {
+pub struct Scoring<'a> {
     pub batch_size: usize,
     pub precision: Precision,
     /// Divides the logits before the softmax (calibration).
     pub temperature: f32,
+    /// Added to `logits / temperature` (label priors; empty: none). The
+    /// predicted label is the argmax after both.
+    pub offsets: &'a [f32],
 }
 
 /// Metrics of `model` on tokenised examples with gold ids.
@@ -67,32 +83,67 @@ pub fn score(
         batch_size,
         precision,
         temperature,
+        offsets,
     } = how;
     let logits = predict_logits(model, encs, batch_size, precision, progress)?;
-    let pred: Vec<usize> = logits.iter().map(|l| argmax(l)).collect();
-    let metrics = Metrics::from_confusion(&Confusion::from_pairs(labels.names(), gold, &pred));
     let raw: Vec<Vec<f32>> = logits.iter().map(|l| probabilities(l, 1.0)).collect();
     let cal: Vec<Vec<f32>> = logits
         .iter()
-        .map(|l| probabilities(l, temperature))
+        .map(|l| calibrated(l, temperature, offsets))
         .collect();
+    let pred: Vec<usize> = cal.iter().map(|p| argmax(p)).collect();
+    let metrics = Metrics::from_confusion(&Confusion::from_pairs(labels.names(), gold, &pred));
     let report = EvalReport {
         metrics,
         ece_uncalibrated: expected_calibration_error(&raw, gold, 10),
         ece: expected_calibration_error(&cal, gold, 10),
         temperature,
+        class_offsets: offsets.to_vec(),
     };
     Ok((report, logits))
 }
 
-/// Evaluate a checkpoint on rows whose labels are in its label set.
+/// One scored sentence, as `eval --predictions` writes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction<'a> {
+    pub article: String,
+    pub text: &'a str,
+    pub gold: &'a str,
+    pub label: &'a str,
+    /// Calibrated, in the checkpoint's label order.
+    pub probabilities: Vec<f32>,
+}
+
+/// Per-sentence predictions from [`evaluate_checkpoint`]'s logits.
+pub fn predictions<'a>(
+    ckpt: &'a Checkpoint,
+    rows: &'a [LabelledSentence],
+    logits: &[Vec<f32>],
+) -> Vec<Prediction<'a>> {
+    rows.iter()
+        .zip(logits)
+        .map(|(r, l)| {
+            let p = ckpt.settings.probabilities(l);
+            Prediction {
+                article: r.article_key(),
+                text: &r.text,
+                gold: &r.label,
+                label: ckpt.labels.name(argmax(&p)),
+                probabilities: p,
+            }
+        })
+        .collect()
+}
+
+/// Evaluate a checkpoint on rows whose labels are in its label set; the
+/// report and each sentence's logits.
 pub fn evaluate_checkpoint(
     ckpt: &Checkpoint,
     rows: &[LabelledSentence],
     batch_size: usize,
     precision: Precision,
     progress: impl FnMut(usize),
-) -> Result<EvalReport> {
+) -> Result<(EvalReport, Vec<Vec<f32>>)> {
     let encs = encode_rows(ckpt, rows)?;
     let gold: Vec<usize> = rows
         .iter()
@@ -105,7 +156,7 @@ pub fn evaluate_checkpoint(
             })
         })
         .collect::<Result<_>>()?;
-    Ok(score(
+    score(
         &ckpt.model,
         &encs,
         &gold,
@@ -114,8 +165,8 @@ pub fn evaluate_checkpoint(
             batch_size,
             precision,
             temperature: ckpt.settings.temperature,
+            offsets: &ckpt.settings.class_offsets,
         },
         progress,
-    )?
-    .0)
+    )
 }

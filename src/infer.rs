@@ -48,9 +48,21 @@ pub fn engine_logits(
 
 /// Softmax of `logits / temperature`, per row.
 pub fn probabilities(logits: &[f32], temperature: f32) -> Vec<f32> {
+    calibrated(logits, temperature, &[])
+}
+
+/// Softmax of `logits / temperature + offsets` (no offsets: none added).
+/// The offsets shift the label priors (fitted on dev, [`crate::calibrate`]);
+/// the predicted label is the argmax of the result.
+pub fn calibrated(logits: &[f32], temperature: f32, offsets: &[f32]) -> Vec<f32> {
     let t = if temperature > 0.0 { temperature } else { 1.0 };
-    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = logits.iter().map(|l| ((l - max) / t).exp()).collect();
+    let z: Vec<f32> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, l)| l / t + offsets.get(i).copied().unwrap_or(0.0))
+        .collect();
+    let max = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();
     let sum: f32 = exps.iter().sum();
     exps.iter().map(|e| e / sum).collect()
 }

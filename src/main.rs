@@ -215,6 +215,9 @@ struct TrainArgs {
     /// Save only the trained tensors (f16) and a reference to the base (with --method top|head; LoRA always does).
     #[arg(long)]
     delta: bool,
+    /// After the temperature, fit per-label offsets on --dev that maximise its macro-F1 (a prior correction, saved in config.json and applied by predict and eval).
+    #[arg(long, requires = "dev")]
+    fit_offsets: bool,
     /// Hub id of the base, recorded with --delta.
     #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
     base_id: String,
@@ -370,6 +373,9 @@ struct EvalArgs {
     /// Matrix products in f32, or in bf16 with f32 sums.
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    /// Also write every sentence's gold label, predicted label and calibrated probabilities here (JSONL), for error analysis.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -574,6 +580,7 @@ fn train(a: TrainArgs) -> Result<()> {
             seed: a.seed,
             patience: a.patience,
         },
+        fit_offsets: a.fit_offsets,
     };
     let mut pb: Option<ProgressBar> = None;
     let started = std::time::Instant::now();
@@ -949,16 +956,31 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
+    if let Some(p) = &a.predictions {
+        let mut inputs = a.data.clone();
+        inputs.push(a.model.join("model.safetensors"));
+        inputs.push(a.model.join("config.json"));
+        stance::guard::output_file(p, "--predictions", &inputs)?;
+    }
     let ckpt = load_model(&a.model)?;
     let rows = stance::data::read_files(&a.data, Some(&ckpt.labels))?;
     let pb = bar(
         rows.len() as u64,
         "{elapsed_precise} [{bar:30}] {pos}/{len} sentences",
     );
-    let report = stance::eval::evaluate_checkpoint(&ckpt, &rows, a.batch_size, a.precision, |n| {
-        pb.set_position(n as u64)
-    })?;
+    let (report, logits) =
+        stance::eval::evaluate_checkpoint(&ckpt, &rows, a.batch_size, a.precision, |n| {
+            pb.set_position(n as u64)
+        })?;
     pb.finish_and_clear();
+    if let Some(p) = &a.predictions {
+        let mut out = String::new();
+        for row in stance::eval::predictions(&ckpt, &rows, &logits) {
+            out += &serde_json::to_string(&row)?;
+            out.push('\n');
+        }
+        stance::atomic::write_file(p, out.as_bytes())?;
+    }
     let text = if a.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {

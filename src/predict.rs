@@ -3,7 +3,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::engine::Precision;
-use crate::infer::{argmax, predict_logits, probabilities};
+use crate::infer::{argmax, predict_logits};
 use crate::splitter::split_sentences;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -91,7 +91,7 @@ pub fn predict_articles(
     let mut k = 0;
     for (a, ss) in articles.iter().zip(&spans) {
         for (i, s) in ss.iter().enumerate() {
-            let mut p = probabilities(&logits[k], ckpt.settings.temperature);
+            let mut p = ckpt.settings.probabilities(&logits[k]);
             let mut best = argmax(&p);
             let rule = match ckpt.labels.id("context") {
                 Some(c) if crate::boilerplate::is_boilerplate(&s.text) => {

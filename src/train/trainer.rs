@@ -133,6 +133,7 @@ pub fn evaluate(
             batch_size,
             precision: crate::engine::Precision::F32,
             temperature: 1.0,
+            offsets: &[],
         },
         |_| {},
     )?

@@ -719,3 +719,127 @@ fn bylines_and_credits_are_context_by_rule() {
     ]));
     assert_eq!(table.lines().count(), 5, "one row per sentence: {table}");
 }
+
+#[test]
+fn class_offsets_move_labels_in_eval_and_predictions_and_bad_ones_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let bin = env!("CARGO_BIN_EXE_stance");
+    let ckpt = common::train_tiny(bin, d);
+    let data = d.join("train.jsonl");
+    let run = |args: &[&str]| {
+        Command::new(bin)
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    // An offset of +40 on `context` (label 3) outweighs any tiny model's
+    // logits: every sentence is called context, in the report and in the
+    // predictions file, and the report names the offsets.
+    let cfg_path = ckpt.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["stance"]["class_offsets"] = serde_json::json!([0.0, 0.0, 0.0, 40.0]);
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let o = run(&[
+        "eval",
+        "--model",
+        "ckpt",
+        "--data",
+        "train.jsonl",
+        "--predictions",
+        "pred.jsonl",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("class offsets [+0.0, +0.0, +0.0, +40.0]"),
+        "{}",
+        stdout(&o)
+    );
+    let preds: Vec<serde_json::Value> = std::fs::read_to_string(d.join("pred.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let n = std::fs::read_to_string(&data).unwrap().lines().count();
+    assert_eq!(preds.len(), n);
+    assert!(preds.iter().all(|p| p["label"] == "context"));
+    assert!(preds
+        .iter()
+        .all(|p| p["probabilities"][3].as_f64().unwrap() > 0.99));
+    let o = run(&["eval", "--model", "ckpt", "--data", "train.jsonl", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let per: Vec<&serde_json::Value> = r["metrics"]["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    let context = per.iter().find(|c| c["label"] == "context").unwrap();
+    assert_eq!(context["recall"].as_f64().unwrap(), 1.0);
+    // The predictions file may not be an input.
+    fails_with(
+        run(&[
+            "eval",
+            "--model",
+            "ckpt",
+            "--data",
+            "train.jsonl",
+            "--predictions",
+            "train.jsonl",
+        ]),
+        &["--predictions", "is also an input"],
+    );
+    // train --fit-offsets fits them on dev and records what they did there.
+    let o = run(&[
+        "train",
+        "--train",
+        "train.jsonl",
+        "--dev",
+        "train.jsonl",
+        "--base",
+        "base",
+        "--out",
+        "fitted",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--max-len",
+        "32",
+        "--fit-offsets",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("class offsets ["), "{}", stderr(&o));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("fitted/metrics.json")).unwrap())
+            .unwrap();
+    let c = &m["calibration"];
+    assert_eq!(c["class_offsets"].as_array().unwrap().len(), 4);
+    assert!(
+        c["dev_macro_f1_after_offsets"].as_f64().unwrap()
+            >= c["dev_macro_f1_before_offsets"].as_f64().unwrap()
+    );
+    let o = run(&[
+        "train",
+        "--train",
+        "train.jsonl",
+        "--base",
+        "base",
+        "--out",
+        "x",
+        "--fit-offsets",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--dev"),
+        "{}",
+        stderr(&o)
+    );
+    // Offsets that do not fit the labels are refused by key.
+    cfg["stance"]["class_offsets"] = serde_json::json!([0.0, 1.0]);
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    fails_with(
+        run(&["eval", "--model", "ckpt", "--data", "train.jsonl"]),
+        &["class_offsets"],
+    );
+}

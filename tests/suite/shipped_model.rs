@@ -75,8 +75,9 @@ fn shipped_model_meets_its_accuracy_bar_on_real_and_corpus_test_splits() {
         let standoff = stance::data::realnews::read_standoff(&files).unwrap();
         let built = stance::data::realnews::build(&standoff, &dir).unwrap();
         let test = &built["test"];
-        let report =
-            stance::eval::evaluate_checkpoint(&ckpt, test, 64, Precision::F32, |_| {}).unwrap();
+        let report = stance::eval::evaluate_checkpoint(&ckpt, test, 64, Precision::F32, |_| {})
+            .unwrap()
+            .0;
         eprintln!(
             "real test split ({} sentences):\n{}",
             test.len(),
@@ -105,8 +106,9 @@ fn shipped_model_meets_its_accuracy_bar_on_real_and_corpus_test_splits() {
 
     let rows =
         stance::data::read_file(&root.join("data/stance.test.jsonl"), Some(&ckpt.labels)).unwrap();
-    let report =
-        stance::eval::evaluate_checkpoint(&ckpt, &rows, 64, Precision::F32, |_| {}).unwrap();
+    let report = stance::eval::evaluate_checkpoint(&ckpt, &rows, 64, Precision::F32, |_| {})
+        .unwrap()
+        .0;
     let m = &report.metrics;
     eprintln!("corpus test split:\n{}", report.render());
     assert!(
@@ -114,8 +116,9 @@ fn shipped_model_meets_its_accuracy_bar_on_real_and_corpus_test_splits() {
         "corpus test macro-F1 {:.4}",
         m.macro_avg.f1
     );
-    let bf16 =
-        stance::eval::evaluate_checkpoint(&ckpt, &rows, 64, Precision::Bf16, |_| {}).unwrap();
+    let bf16 = stance::eval::evaluate_checkpoint(&ckpt, &rows, 64, Precision::Bf16, |_| {})
+        .unwrap()
+        .0;
     let loss = m.macro_avg.f1 - bf16.metrics.macro_avg.f1;
     eprintln!(
         "bf16 macro-F1 {:.4} (f32 {:.4})",
