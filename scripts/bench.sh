@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 threads=${1:-2}
 rounds=${2:-3}
 venv=scripts/bench/.venv
-scripts/fetch-base-model.sh
+scripts/fetch-base-model.sh minilm
 cargo build --release --quiet
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"

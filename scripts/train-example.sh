@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-models/my-stance}
-scripts/fetch-base-model.sh
+scripts/fetch-base-model.sh minilm
 cargo build --release --quiet
 target/release/stance train --train data/stance.train.jsonl --dev data/stance.dev.jsonl \
   --base models/all-MiniLM-L6-v2 --out "$out" --method top --train-layers 2 --lr 1e-4 --epochs 4 --seed 44 --patience 2

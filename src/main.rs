@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// The model `predict` and `eval` use when no --model is given.
-const DEFAULT_MODEL: &str = "models/stance-minilm";
+const DEFAULT_MODEL: &str = "models/stance-mpnet";
 
 #[derive(Parser)]
 #[command(

@@ -15,8 +15,8 @@ a virtual environment). Not run in CI: its output is committed (about 100 kB).
 import json, os, sys
 
 import torch
+import tiny_tokenizer
 from safetensors.torch import save_file
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import MPNetConfig, MPNetForSequenceClassification
 from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
 
@@ -24,22 +24,7 @@ out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/mpnet-tiny"
 os.makedirs(out, exist_ok=True)
 torch.manual_seed(11)
 
-words = ("the said denied accused report was is of and in to a mayor police club any wrongdoing "
-         "she flatly claims driver fraud rivals firm lying he theft council approved budget shares "
-         "rose percent on monday plant opened may town founded such cases are rare region law dates "
-         "back decades . , 4 1820 short one").split()
-vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-for w in words:
-    vocab.setdefault(w, len(vocab))
-tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-tok.normalizer = normalizers.Lowercase()
-tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-# all-mpnet-base-v2's pairs: <s> A </s></s> B </s>.
-tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-tok.save(os.path.join(out, "tokenizer.json"))
-json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
-           "unk_token": "<unk>", "pad_token": "<pad>", "cls_token": "<s>", "sep_token": "</s>",
-           "model_max_length": 128}, open(os.path.join(out, "tokenizer_config.json"), "w"), indent=1)
+tok, vocab = tiny_tokenizer.write(out)
 
 labels = ["assertion", "denial", "allegation", "context"]
 cfg = MPNetConfig(

@@ -25,7 +25,7 @@ sentence_index -1, label null and the error in `text`, so nothing is lost
 silently.
 
   spark-submit scripts/spark/label_articles.py --input articles.jsonl --output out.parquet \\
-      --stance target/release/stance --model models/stance-minilm --base models/all-MiniLM-L6-v2
+      --stance target/release/stance --model models/stance-mpnet --base models/all-mpnet-base-v2
 """
 import argparse, json, os, subprocess, threading
 
@@ -90,8 +90,8 @@ def main():
     ap.add_argument("--text-col", default="text")
     ap.add_argument("--output", required=True, help="Parquet directory (must not exist)")
     ap.add_argument("--stance", default="target/release/stance")
-    ap.add_argument("--model", default="models/stance-minilm")
-    ap.add_argument("--base", default="models/all-MiniLM-L6-v2", help="base encoder of a delta checkpoint ('' for a full one)")
+    ap.add_argument("--model", default="models/stance-mpnet")
+    ap.add_argument("--base", default="models/all-mpnet-base-v2", help="base encoder of a delta checkpoint ('' for a full one)")
     ap.add_argument("--shared", action="store_true", help="use --stance/--model/--base as paths every executor can read, instead of shipping them")
     ap.add_argument("--partitions", type=int, default=None, help="default: Spark's parallelism")
     ap.add_argument("--threads", type=int, default=1, help="stance threads per partition process")

@@ -405,7 +405,7 @@ fn tiny_base(dir: &Path) -> PathBuf {
 fn fuzz_config_json() {
     let t = scratch();
     let base = tiny_base(t.path());
-    let shipped = std::fs::read("models/stance-minilm/config.json").unwrap_or_default();
+    let shipped = std::fs::read("models/stance-mpnet/config.json").unwrap_or_default();
     let seeds = vec![std::fs::read(base.join("config.json")).unwrap(), shipped];
     let weights = base.join("model.safetensors");
     let path = t.path().join("config.json");

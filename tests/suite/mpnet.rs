@@ -61,12 +61,7 @@ fn a_frozen_relative_table_gets_no_gradient_and_a_trained_one_does() {
     // the base has it, like the embeddings; full training trains it.
     let r = Reference::load(&fixture());
     let mut ckpt = load(&fixture(), &Device::Cpu).unwrap();
-    let encs = r.encode(&ckpt);
-    let refs: Vec<_> = encs.iter().collect();
-    let b = ckpt
-        .encoder
-        .batch(&refs, Some(&r.labels), &Device::Cpu)
-        .unwrap();
+    let b = interop::batch(&r, &ckpt);
     let table = "mpnet.encoder.relative_attention_bias.weight";
     ckpt.model.set_trainable_layers(Some(1));
     assert!(!ckpt.model.params.is_trainable(table));
@@ -94,47 +89,17 @@ fn a_frozen_relative_table_gets_no_gradient_and_a_trained_one_does() {
 
 #[test]
 fn the_binary_trains_saves_and_predicts_with_an_mpnet_base() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let bin = env!("CARGO_BIN_EXE_stance");
-    let ckpt_dir = common::train_tiny_from(bin, d, &fixture());
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ckpt_dir.join("config.json")).unwrap())
-            .unwrap();
-    assert_eq!(config["model_type"], "mpnet");
-    assert_eq!(
-        config["architectures"],
-        serde_json::json!(["MPNetForSequenceClassification"])
+    let names = interop::trains_saves_and_predicts(
+        &fixture(),
+        "mpnet",
+        "MPNetForSequenceClassification",
+        &[
+            "mpnet.encoder.relative_attention_bias.weight",
+            "mpnet.encoder.layer.0.attention.attn.q.weight",
+            "classifier.out_proj.weight",
+        ],
     );
-    let weights =
-        candle_core::safetensors::load(ckpt_dir.join("model.safetensors"), &Device::Cpu).unwrap();
-    for name in [
-        "mpnet.encoder.relative_attention_bias.weight",
-        "mpnet.encoder.layer.0.attention.attn.q.weight",
-        "classifier.out_proj.weight",
-    ] {
-        assert!(weights.contains_key(name), "saved checkpoint lacks {name}");
-    }
-    assert!(!weights.keys().any(|k| k.contains("token_type")));
-    std::fs::write(
-        d.join("a.txt"),
-        "The mayor denied the report. Police accused the driver of fraud.\n",
-    )
-    .unwrap();
-    let o = std::process::Command::new(bin)
-        .args(["predict", "--model", "ckpt", "--format", "jsonl", "a.txt"])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 2, "one line per sentence");
-    let ckpt = load(&ckpt_dir, &Device::Cpu).unwrap();
-    assert_eq!(ckpt.model.spec.family, Family::Mpnet);
+    assert!(!names.iter().any(|k| k.contains("token_type")));
 }
 
 #[test]
@@ -153,12 +118,7 @@ fn lora_takes_mpnets_module_names_and_a_wrong_name_lists_them() {
         .to_string();
     assert!(err.contains("q, k, v, o, dense"), "{err}");
     ckpt.model.add_lora(&lora(&["q", "v"])).unwrap();
-    let encs = r.encode(&ckpt);
-    let refs: Vec<_> = encs.iter().collect();
-    let b = ckpt
-        .encoder
-        .batch(&refs, Some(&r.labels), &Device::Cpu)
-        .unwrap();
+    let b = interop::batch(&r, &ckpt);
     let out = native::step(
         &ckpt.model,
         &b.packed().unwrap(),

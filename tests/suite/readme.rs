@@ -9,15 +9,7 @@ use std::path::Path;
 #[test]
 fn readme_sample_is_what_quickstart_prints() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if !root
-        .join("models/all-MiniLM-L6-v2/model.safetensors")
-        .is_file()
-    {
-        assert!(
-            std::env::var("STANCE_REQUIRE_BASE").is_err(),
-            "base weights missing: run scripts/fetch-base-model.sh"
-        );
-        eprintln!("skipped: no base weights (run scripts/fetch-base-model.sh)");
+    if !crate::common::shipped_base_present(root) {
         return;
     }
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();

@@ -5,7 +5,6 @@
 //! path, inference engine, candle graph and native training step must
 //! reproduce them; then the binary trains, saves and predicts with it.
 
-use crate::common;
 use crate::common::interop::{self, Reference};
 
 use candle_core::Device;
@@ -50,14 +49,7 @@ fn roberta_head_dropout_reaches_the_native_step() {
     std::fs::write(&cfg, v.to_string()).unwrap();
     let ckpt = load(dir.path(), &Device::Cpu).unwrap();
     let r = reference();
-    let texts: Vec<&str> = r.texts.iter().map(String::as_str).collect();
-    let encs = ckpt.encoder.encode(&texts, None).unwrap();
-    let refs: Vec<_> = encs.iter().collect();
-    let b = ckpt
-        .encoder
-        .batch(&refs, Some(&r.labels), &Device::Cpu)
-        .unwrap();
-    let p = b.packed().unwrap();
+    let p = interop::batch(&r, &ckpt).packed().unwrap();
     let a = native::step(&ckpt.model, &p, &[1.0; 4], &mut Rng::new(3)).unwrap();
     let again = native::step(&ckpt.model, &p, &[1.0; 4], &mut Rng::new(3)).unwrap();
     assert_eq!(a.logits, again.logits);
@@ -79,59 +71,15 @@ fn roberta_head_dropout_reaches_the_native_step() {
 
 #[test]
 fn the_binary_trains_saves_and_predicts_with_a_roberta_base() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let bin = env!("CARGO_BIN_EXE_stance");
-    let ckpt_dir = common::train_tiny_from(bin, d, &fixture());
-    assert_eq!(ckpt_dir, d.join("ckpt"));
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new(bin)
-            .args(args)
-            .current_dir(d)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    };
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("ckpt/config.json")).unwrap())
-            .unwrap();
-    assert_eq!(config["model_type"], "roberta");
-    assert_eq!(
-        config["architectures"],
-        serde_json::json!(["RobertaForSequenceClassification"])
+    let names = interop::trains_saves_and_predicts(
+        &fixture(),
+        "roberta",
+        "RobertaForSequenceClassification",
+        &[
+            "roberta.embeddings.position_embeddings.weight",
+            "classifier.dense.weight",
+            "classifier.out_proj.bias",
+        ],
     );
-    let weights =
-        candle_core::safetensors::load(d.join("ckpt/model.safetensors"), &Device::Cpu).unwrap();
-    for name in [
-        "roberta.embeddings.position_embeddings.weight",
-        "classifier.dense.weight",
-        "classifier.out_proj.bias",
-    ] {
-        assert!(weights.contains_key(name), "saved checkpoint lacks {name}");
-    }
-    assert!(!weights.keys().any(|k| k.starts_with("bert.")));
-    std::fs::write(
-        d.join("a.txt"),
-        "The mayor denied the report. Police accused the driver of fraud.\n",
-    )
-    .unwrap();
-    let o = run(&["predict", "--model", "ckpt", "--format", "jsonl", "a.txt"]);
-    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 2, "one line per sentence");
-    for l in &lines {
-        assert!(["assertion", "denial", "allegation", "context"]
-            .contains(&l["label"].as_str().unwrap()));
-    }
-    // And the saved checkpoint loads back as a RoBERTa.
-    let ckpt = load(&d.join("ckpt"), &Device::Cpu).unwrap();
-    assert_eq!(ckpt.model.spec.family, stance::model::spec::Family::Roberta);
+    assert!(!names.iter().any(|k| k.starts_with("bert.")));
 }

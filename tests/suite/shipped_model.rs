@@ -1,4 +1,4 @@
-//! The shipped model (models/stance-minilm), scored with the same code as
+//! The shipped model (models/stance-mpnet), scored with the same code as
 //! `stance eval`: on the real-news test split (rebuilt from
 //! ../shared/realnews; scored once when the model was chosen, see
 //! models/README.md) and on the corpus test split, plus bf16 inference
@@ -46,21 +46,11 @@ fn realnews(root: &Path) -> Option<PathBuf> {
 #[test]
 fn shipped_model_meets_its_accuracy_bar_on_real_and_corpus_test_splits() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let base = root.join("models/all-MiniLM-L6-v2/model.safetensors");
-    if !base.is_file() {
-        assert!(
-            std::env::var("STANCE_REQUIRE_BASE").is_err(),
-            "base weights missing at {}: run scripts/fetch-base-model.sh",
-            base.display()
-        );
-        eprintln!(
-            "skipped: no base weights at {} (run scripts/fetch-base-model.sh)",
-            base.display()
-        );
+    if !crate::common::shipped_base_present(root) {
         return;
     }
     let ckpt = stance::checkpoint::load(
-        &root.join("models/stance-minilm"),
+        &root.join(crate::common::SHIPPED),
         &candle_core::Device::Cpu,
     )
     .unwrap();

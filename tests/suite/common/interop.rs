@@ -93,11 +93,7 @@ pub fn assert_executors_match_pytorch(dir: &Path) -> Checkpoint {
     let d = max_diff(&engine, &r.logits);
     assert!(d < 1e-5, "engine logits differ from PyTorch by {d}");
 
-    let refs: Vec<_> = encs.iter().collect();
-    let b = ckpt
-        .encoder
-        .batch(&refs, Some(&r.labels), &Device::Cpu)
-        .unwrap();
+    let b = batch(&r, &ckpt);
     let graph = ckpt
         .model
         .forward_t(&b.ids, &b.type_ids, &b.mask, None)
@@ -142,4 +138,63 @@ pub fn assert_executors_match_pytorch(dir: &Path) -> Checkpoint {
     }
     assert_eq!(compared, torch.len(), "every PyTorch gradient compared");
     ckpt
+}
+
+/// The fixture's sentences as one labelled, padded batch.
+pub fn batch(r: &Reference, ckpt: &Checkpoint) -> stance::batch::Batch {
+    let encs = r.encode(ckpt);
+    let refs: Vec<_> = encs.iter().collect();
+    ckpt.encoder
+        .batch(&refs, Some(&r.labels), &Device::Cpu)
+        .unwrap()
+}
+
+/// The binary trains from the fixture as a base, saves a checkpoint whose
+/// `config.json` names `model_type` and `architectures` and whose weights
+/// hold `tensors`, predicts two sentences with it, and the checkpoint loads
+/// back. Returns the saved weights' names.
+pub fn trains_saves_and_predicts(
+    base: &Path,
+    model_type: &str,
+    architecture: &str,
+    tensors: &[&str],
+) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bin = env!("CARGO_BIN_EXE_stance");
+    let ckpt_dir = super::train_tiny_from(bin, d, base);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ckpt_dir.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["model_type"], model_type);
+    assert_eq!(config["architectures"], serde_json::json!([architecture]));
+    let weights =
+        candle_core::safetensors::load(ckpt_dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    for name in tensors {
+        assert!(weights.contains_key(*name), "saved checkpoint lacks {name}");
+    }
+    std::fs::write(
+        d.join("a.txt"),
+        "The mayor denied the report. Police accused the driver of fraud.\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(bin)
+        .args(["predict", "--model", "ckpt", "--format", "jsonl", "a.txt"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per sentence");
+    for l in &lines {
+        assert!(["assertion", "denial", "allegation", "context"]
+            .contains(&l["label"].as_str().unwrap()));
+    }
+    let back = load(&ckpt_dir, &Device::Cpu).unwrap();
+    assert_eq!(back.model.spec.family.model_type(), model_type);
+    weights.keys().cloned().collect()
 }

@@ -135,3 +135,32 @@ pub fn max_abs(t: &candle_core::Tensor) -> f32 {
         .to_scalar::<f32>()
         .unwrap()
 }
+
+/// The shipped model's directory.
+pub const SHIPPED: &str = "models/stance-mpnet";
+
+/// Whether the shipped model's base encoder (the path its config records)
+/// is installed; when it is not, panics under `STANCE_REQUIRE_BASE` (CI)
+/// and otherwise says the test is skipped.
+pub fn shipped_base_present(root: &Path) -> bool {
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join(SHIPPED).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    let base = root
+        .join(cfg["stance"]["base"]["path"].as_str().unwrap())
+        .join("model.safetensors");
+    if base.is_file() {
+        return true;
+    }
+    assert!(
+        std::env::var("STANCE_REQUIRE_BASE").is_err(),
+        "base weights missing at {}: run scripts/fetch-base-model.sh",
+        base.display()
+    );
+    eprintln!(
+        "skipped: no base weights at {} (run scripts/fetch-base-model.sh)",
+        base.display()
+    );
+    false
+}
