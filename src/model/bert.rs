@@ -347,13 +347,16 @@ impl BertClassifier {
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, t, h))?;
         let pos = e.position.narrow(0, self.spec.position_offset, t)?;
-        let mut x = words.broadcast_add(&pos)?;
-        if let Some(table) = &e.token_type {
-            let types = table
-                .index_select(&type_ids.flatten_all()?, 0)?
-                .reshape((b, t, h))?;
-            x = x.add(&types)?;
+        // word + type + position, in the engine's and the native step's order.
+        let x = match &e.token_type {
+            Some(table) => words.add(
+                &table
+                    .index_select(&type_ids.flatten_all()?, 0)?
+                    .reshape((b, t, h))?,
+            )?,
+            None => words,
         }
+        .broadcast_add(&pos)?;
         let frozen = if train {
             self.frozen_layers.unwrap_or(0)
         } else {

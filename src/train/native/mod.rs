@@ -477,14 +477,21 @@ fn forward(
             let p = p + offset;
             let (id, ty) = (batch.ids[r] as usize, batch.type_ids[r] as usize);
             let out = &mut emb[r * h..(r + 1) * h];
-            out.iter_mut()
-                .zip(&word[id * h..(id + 1) * h])
-                .zip(&pos[p * h..(p + 1) * h])
-                .for_each(|((o, a), c)| *o = a + c);
-            if let Some(typ) = typ {
-                out.iter_mut()
+            let (w, ps) = (&word[id * h..(id + 1) * h], &pos[p * h..(p + 1) * h]);
+            // Summed as word + type + position, in that order (the engine's
+            // and the graph's order, and what earlier runs' bits depend on).
+            match typ {
+                Some(typ) => out
+                    .iter_mut()
+                    .zip(w)
                     .zip(&typ[ty * h..(ty + 1) * h])
-                    .for_each(|(o, b)| *o += b);
+                    .zip(ps)
+                    .for_each(|(((o, a), b), c)| *o = a + b + c),
+                None => out
+                    .iter_mut()
+                    .zip(w)
+                    .zip(ps)
+                    .for_each(|((o, a), c)| *o = a + c),
             }
         }
     }
