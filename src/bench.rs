@@ -154,29 +154,23 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
             let vars = ckpt.model.params.trainable();
             let mut opt = AdamW::new(vars.clone(), 0.01)?;
             let weights = Tensor::ones(ckpt.labels.len(), candle_core::DType::F32, &Device::Cpu)?;
-            train_step(
-                &ckpt.model,
-                &bs[0],
-                &weights,
-                &mut dropout,
-                &mut opt,
-                &vars,
-                1.0,
-                1e-5,
-            )?;
+            let mut step = |b: &Packed| {
+                train_step(
+                    &ckpt.model,
+                    b,
+                    &weights,
+                    &mut dropout,
+                    &mut opt,
+                    &vars,
+                    1.0,
+                    1e-5,
+                )
+            };
+            step(&bs[0])?;
             for _ in 0..cfg.reps {
                 let t = Instant::now();
                 for b in &bs {
-                    train_step(
-                        &ckpt.model,
-                        b,
-                        &weights,
-                        &mut dropout,
-                        &mut opt,
-                        &vars,
-                        1.0,
-                        1e-5,
-                    )?;
+                    step(b)?;
                 }
                 reps.push(need as f64 / t.elapsed().as_secs_f64());
             }

@@ -6,6 +6,7 @@
 //! weights over-predicts the rare labels on text with natural priors.
 
 use crate::infer::{argmax, probabilities};
+use crate::metrics::{Confusion, Metrics};
 
 /// Mean negative log-likelihood of `gold` under softmax(logits / t).
 pub fn nll(logits: &[Vec<f32>], gold: &[usize], t: f32) -> f64 {
@@ -47,33 +48,17 @@ pub fn fit_temperature(logits: &[Vec<f32>], gold: &[usize]) -> f32 {
     ((a + b) / 2.0).exp() as f32
 }
 
-/// Macro-F1 of `argmax(logits / t + offsets)` against `gold`, over `k` labels.
+/// Macro-F1 of `argmax(logits / t + offsets)` against `gold`, over as many
+/// labels as there are offsets (the metrics of `stance eval`).
 pub fn macro_f1_with(logits: &[Vec<f32>], gold: &[usize], t: f32, offsets: &[f32]) -> f64 {
-    let k = offsets.len();
-    let (mut tp, mut fp, mut fne) = (vec![0usize; k], vec![0usize; k], vec![0usize; k]);
-    for (l, &g) in logits.iter().zip(gold) {
-        let z: Vec<f32> = l.iter().zip(offsets).map(|(v, b)| v / t + b).collect();
-        let p = argmax(&z);
-        if p == g {
-            tp[p] += 1;
-        } else {
-            fp[p] += 1;
-            if g < k {
-                fne[g] += 1;
-            }
-        }
-    }
-    let f1: f64 = (0..k)
-        .map(|c| {
-            let d = 2 * tp[c] + fp[c] + fne[c];
-            if d == 0 {
-                0.0
-            } else {
-                2.0 * tp[c] as f64 / d as f64
-            }
-        })
-        .sum();
-    f1 / k.max(1) as f64
+    let names: Vec<String> = (0..offsets.len()).map(|i| i.to_string()).collect();
+    let pred: Vec<usize> = logits
+        .iter()
+        .map(|l| argmax(&crate::infer::calibrated(l, t, offsets)))
+        .collect();
+    Metrics::from_confusion(&Confusion::from_pairs(&names, gold, &pred))
+        .macro_avg
+        .f1
 }
 
 /// Per-label offsets (the first fixed at 0: only differences matter) that

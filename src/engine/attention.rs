@@ -91,8 +91,9 @@ impl RelativeBias {
 
     /// The gradient of the `[buckets, heads]` table from gradients laid out
     /// like the bias (`[heads][distance]`, [`Self::distance_grad`]).
-    pub fn table_grad(&self, by_distance: &[f32], buckets: usize, heads: usize) -> Vec<f32> {
+    pub fn table_grad(&self, by_distance: &[f32], buckets: usize) -> Vec<f32> {
         let width = self.width();
+        let heads = self.by_distance.len() / width;
         let mut g = vec![0f32; buckets * heads];
         for (i, r) in (-(self.span as isize - 1)..self.span as isize).enumerate() {
             let b = RelativeBiasSpec::bucket(r);
@@ -104,8 +105,8 @@ impl RelativeBias {
     }
 
     /// A zeroed gradient laid out like the bias.
-    pub fn distance_grad(&self, heads: usize) -> Vec<f32> {
-        vec![0f32; heads * self.width()]
+    pub fn distance_grad(&self) -> Vec<f32> {
+        vec![0f32; self.by_distance.len()]
     }
 
     /// Add the `[len, cols]` score gradient of head `h` into `grad`

@@ -419,11 +419,8 @@ impl BertClassifier {
         let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?.broadcast_add(bias)?;
         // candle's composed softmax: it has a backward (the fused one has none).
         let probs = candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?;
-        let probs = Mask::draw(self.attn_dropout, dropout.as_deref_mut()).apply_attention(
-            &probs,
-            lens,
-            x.device(),
-        )?;
+        let probs =
+            Mask::draw(self.attn_dropout, dropout.as_deref_mut()).apply_attention(&probs, lens)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
         let attn = Mask::draw(self.hidden_dropout, dropout.as_deref_mut())
             .apply_padded(&l.attn_out.forward(&ctx)?, lens)?;

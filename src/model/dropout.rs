@@ -8,7 +8,7 @@
 //! masks from the same numbering, so both drop the same elements.
 
 use crate::rng::Rng;
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
 use rayon::prelude::*;
 
 /// Whether element `i` is kept, for a mask drawn with `seed` (SplitMix64's
@@ -132,7 +132,7 @@ impl Mask {
 
     /// For padded attention probabilities `[b, heads, t, t]`: `x * mask`,
     /// numbered as [`attention_index`] numbers them.
-    pub fn apply_attention(&self, x: &Tensor, lens: &[usize], device: &Device) -> Result<Tensor> {
+    pub fn apply_attention(&self, x: &Tensor, lens: &[usize]) -> Result<Tensor> {
         if !self.active {
             return Ok(x.clone());
         }
@@ -151,7 +151,7 @@ impl Mask {
             }
             start += len;
         }
-        x.mul(&Tensor::from_vec(m, (b, heads, t, t), device)?)
+        x.mul(&Tensor::from_vec(m, (b, heads, t, t), x.device())?)
     }
 }
 
@@ -199,7 +199,12 @@ mod tests {
     fn the_padded_mask_numbers_elements_as_the_packed_one() {
         // Sentences of 2 and 1 tokens padded to 2: packed rows 0, 1 | 2.
         let m = Mask::new(0.5, 3, true);
-        let x = Tensor::ones((2, 2, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let x = Tensor::ones(
+            (2, 2, 3),
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
         let y: Vec<Vec<Vec<f32>>> = m.apply_padded(&x, &[2, 1]).unwrap().to_vec3().unwrap();
         let mut packed = vec![1f32; 3 * 3];
         m.apply(&mut packed);

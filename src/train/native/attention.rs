@@ -197,7 +197,7 @@ pub fn backward(
         .collect::<Vec<_>>()
         .into_par_iter()
         .map(|((((r0, dq), (_, dk)), (_, dv)), (p_all, dropped_all))| {
-            let mut bias_grad = x.bias.map(|b| b.distance_grad(dims.heads));
+            let mut bias_grad = x.bias.map(RelativeBias::distance_grad);
             let len = dq.len() / hd;
             let mut s = Head::new(len, d);
             let cols = s.cols;

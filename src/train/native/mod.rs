@@ -807,7 +807,7 @@ fn backward(
         dx = dinput;
     }
     if let (Some(r), Some(b), Some(g)) = (bias_spec, &fwd.relative_bias, bias_grad) {
-        grads.add(r.name.clone(), b.table_grad(&g, r.buckets, spec.heads));
+        grads.add(r.name.clone(), b.table_grad(&g, r.buckets));
     }
 
     if !reach.embeddings {
