@@ -166,3 +166,4 @@ print(f"interop: transformers loads a stance MPNet checkpoint: max |logit diff| 
 d7, n7 = maxdiff("st-on-ptmpnet.json", "pt-on-ptmpnet.json")
 print(f"interop: stance loads transformers' MPNetForSequenceClassification: max |logit diff| {d7:.2e} over {n7} sentences ({'ok' if d7 < 1e-4 else 'FAIL'})")
 PY
+scripts/bench-attribution.sh "$threads" "$rounds"

@@ -55,8 +55,14 @@ impl Batch {
     }
 }
 
+/// A token's label that says "no label": no loss, no gradient (the
+/// `[CLS]` and `[SEP]` of a token classifier's sequences; transformers' -100).
+pub const IGNORE: u32 = u32::MAX;
+
 /// The tokens of a batch's sentences stored back to back (what the native
-/// training step reads).
+/// training step reads). `labels` holds one label per sentence for a
+/// sentence classifier, one per token (possibly [`IGNORE`]) for a token
+/// classifier.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Packed {
     pub ids: Vec<u32>,
@@ -84,6 +90,24 @@ impl Packed {
             lengths: items.iter().map(|e| e.ids.len()).collect(),
             labels: labels.map(|l| l.to_vec()),
         })
+    }
+
+    /// A token classifier's batch: `labels[i]` holds a label per token of
+    /// `items[i]`.
+    pub fn tokens(items: &[&Encoded], labels: &[&[u32]]) -> Result<Packed> {
+        if labels.len() != items.len()
+            || items
+                .iter()
+                .zip(labels)
+                .any(|(e, l)| e.ids.len() != l.len())
+        {
+            return Err(Error::Invalid(
+                "a batch's token labels do not match its tokens".into(),
+            ));
+        }
+        let mut p = Packed::new(items, None)?;
+        p.labels = Some(labels.iter().flat_map(|l| l.iter().copied()).collect());
+        Ok(p)
     }
 }
 
@@ -167,6 +191,35 @@ impl TextEncoder {
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// The tokens of `text` without special tokens or truncation, with each
+    /// token's byte range in `text`.
+    pub fn pieces(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        let e = self
+            .full
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        Ok((e.get_ids().to_vec(), e.get_offsets().to_vec()))
+    }
+
+    /// The ids a single sequence starts and ends with (`[CLS]`/`[SEP]`,
+    /// `<s>`/`</s>`).
+    pub fn bounds(&self) -> Result<(u32, u32)> {
+        let e = self.full.encode("", true).map_err(|e| Error::Tokenizer {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        match e.get_ids() {
+            [first, .., last] => Ok((*first, *last)),
+            _ => Err(Error::Tokenizer {
+                path: self.path.clone(),
+                message: "the tokenizer adds no start and end tokens to a sequence".into(),
+            }),
+        }
     }
 
     /// Tokenise sentences, each with an optional context segment.

@@ -10,6 +10,7 @@
 
 use crate::batch::{tokenizer_from_vocab, TextEncoder};
 use crate::labels::LabelSet;
+use crate::model::spec::Task;
 use crate::model::{BertClassifier, BertConfig, LoadReport};
 use crate::{Error, Result};
 use candle_core::Device;
@@ -234,8 +235,28 @@ pub fn load_base(
     seed: u64,
     device: &Device,
 ) -> Result<Checkpoint> {
+    load_base_for(dir, labels, max_len, seed, device, Task::Sentence)
+}
+
+/// [`load_base`] for a classifier of sentences or of tokens (`task`).
+pub fn load_base_for(
+    dir: &Path,
+    labels: &LabelSet,
+    max_len: usize,
+    seed: u64,
+    device: &Device,
+    task: Task,
+) -> Result<Checkpoint> {
     let config_path = require(dir, "config.json")?;
-    let config = BertConfig::from_file(&config_path)?;
+    let mut config = BertConfig::from_file(&config_path)?;
+    if task == Task::Token {
+        let family = crate::model::spec::Family::from_config(&config)
+            .map_err(|m| Error::file(&config_path, m))?;
+        config.extra.insert(
+            "architectures".into(),
+            serde_json::json!([family.token_classifier_class()]),
+        );
+    }
     let weights = weights_file(dir)?;
     crate::model::preflight::check_against_weights(&config, &config_path, &weights)?;
     let mut model = BertClassifier::new_for_loading(&config, labels.len(), seed, device)?;
@@ -514,7 +535,7 @@ pub fn save(dir: &Path, ckpt: &Checkpoint, extras: &SaveExtras) -> Result<()> {
     let mut config = ckpt
         .model
         .config
-        .for_classification(ckpt.model.spec.family, &ckpt.labels);
+        .for_classification(&ckpt.model.spec, &ckpt.labels);
     let mut settings = ckpt.settings.clone();
     settings.base = extras.delta_of.clone();
     config.extra.insert(

@@ -103,6 +103,33 @@ pub fn score(
     Ok((report, logits))
 }
 
+/// Token-level metrics of a token classifier: every labelled token (not
+/// [`crate::batch::IGNORE`]) of `encs` against its gold tag, each tag a class.
+pub fn score_tokens(
+    model: &BertClassifier,
+    encs: &[Encoded],
+    gold: &[&[u32]],
+    labels: &LabelSet,
+    batch_size: usize,
+) -> Result<Metrics> {
+    let logits = predict_logits(model, encs, batch_size, Precision::F32, |_| {})?;
+    let k = labels.len();
+    let (mut g, mut p) = (Vec::new(), Vec::new());
+    for (l, tags) in logits.iter().zip(gold) {
+        for (row, &t) in l.chunks_exact(k).zip(tags.iter()) {
+            if t != crate::batch::IGNORE {
+                g.push(t as usize);
+                p.push(argmax(row));
+            }
+        }
+    }
+    Ok(Metrics::from_confusion(&Confusion::from_pairs(
+        labels.names(),
+        &g,
+        &p,
+    )))
+}
+
 /// One scored sentence, as `eval --predictions` writes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction<'a> {

@@ -79,6 +79,8 @@ span.l-allegation { background: var(--allegation); text-decoration: underline wa
 span.l-context { background: var(--context); text-decoration: underline dotted #666; }
 span.l-uncertain { background: var(--uncertain); text-decoration: underline dashed #999; }
 span.low { outline: 1px dashed #555; }
+mark.who-source { background: none; color: inherit; font-weight: 700; border-bottom: 3px solid #5b2a86; }
+mark.who-cue { background: none; color: inherit; font-style: italic; border-bottom: 2px dotted #5b2a86; }
 span.low::after { content: "?"; font: 700 .7rem system-ui, sans-serif; vertical-align: super; margin-left: .1rem; }
 span.s:hover, span.s:focus { outline: 2px solid #000; }
 span.s:hover > .tip, span.s:focus > .tip { display: block; }
@@ -107,6 +109,9 @@ pub fn render_html(articles: &[Article], preds: &[Prediction], low: f32) -> Stri
         );
     }
     let _ = writeln!(s, "<li><span class=\"s l-context low\" data-mark=\"C\">low confidence</span> probability below {low:.2}: read it yourself</li>");
+    if preds.iter().any(|p| p.attribution.is_some()) {
+        s += "<li><mark class=\"who-source\">source</mark> who makes the claim; <mark class=\"who-cue\">cue</mark> the words that attribute it (found by the attribution tagger)</li>\n";
+    }
     s += "</ul>\n<p>Hover over or tab to a sentence for its label and probability.</p>\n</section>\n";
     for (n, a) in articles.iter().enumerate() {
         render_article(&mut s, n, a, &article_slice(preds, n), low);
@@ -181,11 +186,14 @@ fn render_article(s: &mut String, n: usize, a: &Article, preds: &[&Prediction], 
                 ""
             }
         );
-        let probs: Vec<String> = p
+        let mut probs: Vec<String> = p
             .probabilities
             .iter()
             .map(|(l, v)| format!("{l} {v:.2}"))
             .collect();
+        if let Some(who) = who_line(p) {
+            probs.push(who);
+        }
         let _ = write!(
             s,
             "<span class=\"s l-{label}{lowc}\" id=\"a{n}-s{i}\" tabindex=\"0\" data-index=\"{i}\" data-label=\"{label}\" data-probability=\"{prob:.4}\" data-mark=\"{m}\" aria-label=\"sentence {num}: {tipe}\">{text}<span class=\"tip\" aria-hidden=\"true\">{tipe}<br>{probs}</span></span>",
@@ -196,13 +204,78 @@ fn render_article(s: &mut String, n: usize, a: &Article, preds: &[&Prediction], 
             m = mark(&p.label),
             num = p.index + 1,
             tipe = escape(&tip),
-            text = escape(&chars[p.start..p.end].iter().collect::<String>()),
+            text = sentence_html(&chars, p),
             probs = escape(&probs.join(", ")),
         );
         at = p.end;
     }
     gap(s, &chars[at.min(chars.len())..]);
     s.push_str("</p></div>\n</section>\n");
+}
+
+/// The sentence's text, escaped, its claim's source and cue marked where
+/// they lie inside it (`<mark class="who-source">`, `<mark class="who-cue">`).
+fn sentence_html(chars: &[char], p: &Prediction) -> String {
+    let mut marks: Vec<(usize, usize, &str)> = Vec::new();
+    if let Some(a) = &p.attribution {
+        for (span, class) in [(&a.source, "who-source"), (&a.cue, "who-cue")] {
+            if let Some(x) = span {
+                let (from, to) = (x.start.max(p.start), x.end.min(p.end));
+                if from < to {
+                    marks.push((from, to, class));
+                }
+            }
+        }
+    }
+    marks.sort();
+    let text = |a: usize, b: usize| escape(&chars[a..b].iter().collect::<String>());
+    let mut out = String::new();
+    let mut at = p.start;
+    for (from, to, class) in marks {
+        if from < at {
+            continue; // overlapping marks: the first wins
+        }
+        out += &text(at, from);
+        let title = if class == "who-source" {
+            "source"
+        } else {
+            "cue"
+        };
+        let _ = write!(
+            out,
+            "<mark class=\"{class}\" title=\"{title}\">{}</mark>",
+            text(from, to)
+        );
+        at = to;
+    }
+    out += &text(at, p.end);
+    out
+}
+
+/// "source: X (cue: said)" for the tooltip, naming where the source sits
+/// when it is outside the sentence.
+fn who_line(p: &Prediction) -> Option<String> {
+    let a = p.attribution.as_ref()?;
+    let outside = |x: &crate::predict::Attributed| {
+        if x.end <= p.start {
+            " (earlier)"
+        } else if x.start >= p.end {
+            " (later)"
+        } else {
+            ""
+        }
+    };
+    match (&a.source, &a.cue) {
+        (None, None) => None,
+        (Some(s), Some(c)) => Some(format!(
+            "source: {}{} (cue: {})",
+            s.text,
+            outside(s),
+            c.text
+        )),
+        (Some(s), None) => Some(format!("source: {}{}", s.text, outside(s))),
+        (None, Some(c)) => Some(format!("cue: {}{}", c.text, outside(c))),
+    }
 }
 
 /// Text between sentences: blank lines become paragraph breaks, single
@@ -235,6 +308,7 @@ mod tests {
             probabilities: vec![(label.into(), p)],
             truncated: false,
             rule: None,
+            attribution: None,
         }
     }
 

@@ -7,7 +7,8 @@ use crate::model::BertClassifier;
 use crate::Result;
 
 /// Logits for every example, in input order, from an engine built for this
-/// call. `progress` receives the number of examples finished after each batch.
+/// call: a sentence classifier's per sentence, a token classifier's
+/// `[tokens * labels]` per sequence. `progress` receives the number of examples finished after each batch.
 pub fn predict_logits(
     model: &BertClassifier,
     examples: &[Encoded],
@@ -36,7 +37,11 @@ pub fn engine_logits(
     let mut done = 0;
     for bucket in length_buckets(&lengths, batch_size) {
         let items: Vec<&Encoded> = bucket.iter().map(|&i| &examples[i]).collect();
-        let logits = engine.logits(&items)?;
+        let logits = if engine.is_token_classifier() {
+            engine.token_logits(&items)?
+        } else {
+            engine.logits(&items)?
+        };
         for (&i, row) in bucket.iter().zip(logits) {
             out[i] = row;
         }

@@ -6,6 +6,7 @@
 //! [`predict`] output.
 
 pub mod atomic;
+pub mod attribution;
 pub mod batch;
 pub mod bench;
 pub(crate) mod boilerplate;

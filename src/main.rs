@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// The model `predict` and `eval` use when no --model is given.
 const DEFAULT_MODEL: &str = "models/stance-mpnet";
+const DEFAULT_TAGGER: &str = "models/stance-tagger";
 
 #[derive(Parser)]
 #[command(
@@ -144,9 +145,18 @@ enum BenchModeArg {
     Serve,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum TaskArg {
+    Stance,
+    Attribution,
+}
+
 #[derive(Args)]
 struct TrainArgs {
-    /// Training data (JSONL, CSV or TSV); repeat for several files.
+    /// What to learn: stance labels of sentences, or the attribution tagger (source, cue and content spans; --train and --dev are then PolNeAR-layout directories holding text/ and attributions/, and --labels is not used).
+    #[arg(long, value_enum, default_value_t = TaskArg::Stance)]
+    task: TaskArg,
+    /// Training data (JSONL, CSV or TSV; with --task attribution, directories); repeat for several.
     #[arg(long, required = true, num_args = 1..)]
     train: Vec<PathBuf>,
     /// Dev data for model selection and early stopping.
@@ -354,14 +364,23 @@ struct PredictArgs {
     /// accuracy for the shipped model (emulated, and slower, on other CPUs).
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    /// The attribution tagger that says who claims what (each sentence's source and cue); used when the directory exists.
+    #[arg(long, default_value = DEFAULT_TAGGER)]
+    tagger: PathBuf,
+    /// Label sentences only: do not run the attribution tagger.
+    #[arg(long)]
+    no_attribution: bool,
 }
 
 #[derive(Args)]
 struct EvalArgs {
+    /// What to score: the stance labels of sentences, or the attribution tagger's source, cue and content spans (--data: PolNeAR-layout directories with text/ and attributions/; --model defaults to the shipped tagger).
+    #[arg(long, value_enum, default_value_t = TaskArg::Stance)]
+    task: TaskArg,
     /// Checkpoint directory to evaluate.
     #[arg(long, default_value = DEFAULT_MODEL)]
     model: PathBuf,
-    /// Labelled sentences (JSONL, CSV or TSV).
+    /// Labelled sentences (JSONL, CSV or TSV), or with --task attribution directories.
     #[arg(long, required = true, num_args = 1..)]
     data: Vec<PathBuf>,
     /// Print the report as JSON.
@@ -539,6 +558,10 @@ fn train(a: TrainArgs) -> Result<()> {
         LabelSource::Fixed(stance::labels::LabelSet::parse(&a.labels)?.names().to_vec())
     };
     let job = TrainJob {
+        task: match a.task {
+            TaskArg::Stance => stance::train::TrainTask::Stance,
+            TaskArg::Attribution => stance::train::TrainTask::Attribution,
+        },
         train_files: a.train,
         dev_files: a.dev,
         base: a.base,
@@ -655,6 +678,18 @@ fn load_model(dir: &Path) -> Result<stance::checkpoint::Checkpoint> {
     Ok(stance::checkpoint::load(&dir, &candle_core::Device::Cpu)?)
 }
 
+/// The attribution tagger of `--tagger`: none with `--no-attribution`, or
+/// when the default is absent (a tagger named explicitly must be there).
+fn load_tagger(dir: &Path, off: bool) -> Result<Option<stance::attribution::tagger::Tagger>> {
+    if off || (dir == Path::new(DEFAULT_TAGGER) && !dir.exists()) {
+        return Ok(None);
+    }
+    if !dir.exists() {
+        bail!("--tagger {}: no such directory", dir.display());
+    }
+    Ok(Some(stance::attribution::tagger::Tagger::load(dir)?))
+}
+
 /// `--model`: a directory as given, or, when no such path exists and it
 /// reads as `org/name[@revision]`, that model's snapshot in the hub cache.
 fn model_dir(arg: &Path) -> Result<PathBuf> {
@@ -721,6 +756,9 @@ fn predict(a: PredictArgs) -> Result<()> {
             pb.set_position(n as u64)
         })?;
     pb.finish_and_clear();
+    if let Some(tagger) = load_tagger(&a.tagger, a.no_attribution)? {
+        tagger.attribute(&articles, &mut preds, a.precision)?;
+    }
     if let Some(t) = a.threshold {
         stance::predict::apply_threshold(&mut preds, t as f32);
     }
@@ -837,6 +875,7 @@ fn predict_stream(a: PredictArgs) -> Result<()> {
         chunk_sentences: a.batch_size * 8,
         batch_size: a.batch_size,
         precision: a.precision,
+        tagger: load_tagger(&a.tagger, a.no_attribution)?.map(std::sync::Arc::new),
     };
     let mut out: Box<dyn Write> = Box::new(std::io::stdout().lock());
     let mut file = None;
@@ -956,6 +995,9 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
+    if matches!(a.task, TaskArg::Attribution) {
+        return eval_attribution(a);
+    }
     if let Some(p) = &a.predictions {
         let mut inputs = a.data.clone();
         inputs.push(a.model.join("model.safetensors"));
@@ -987,6 +1029,36 @@ fn eval(a: EvalArgs) -> Result<()> {
         report.render()
     };
     write_output(None, &text)
+}
+
+fn eval_attribution(a: EvalArgs) -> Result<()> {
+    if a.predictions.is_some() {
+        bail!("--predictions is for --task stance");
+    }
+    let dir = if a.model == Path::new(DEFAULT_MODEL) {
+        PathBuf::from(DEFAULT_TAGGER)
+    } else {
+        a.model.clone()
+    };
+    if !dir.exists() {
+        bail!("--model {}: no such directory", dir.display());
+    }
+    let tagger = stance::attribution::tagger::Tagger::load(&dir)?;
+    eprintln!(
+        "tagging {} ...",
+        a.data
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let (report, ..) = stance::attribution::evaluate::evaluate(&tagger, &a.data, a.precision)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
 }
 
 fn download(a: DownloadArgs) -> Result<()> {

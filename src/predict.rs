@@ -34,6 +34,26 @@ pub struct Prediction {
     /// Set when a rule, not the model, decided the label (`boilerplate`:
     /// see [`crate::boilerplate`]).
     pub rule: Option<&'static str>,
+    /// Who claims what, when the attribution tagger ran (`None`: it did not).
+    pub attribution: Option<Attribution>,
+}
+
+/// The source and the cue of a sentence's claim, either or both absent when
+/// the tagger found none. They may lie in a neighbouring sentence (a quote
+/// whose "she said" follows it): see [`crate::attribution::link`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Attribution {
+    pub source: Option<Attributed>,
+    pub cue: Option<Attributed>,
+}
+
+/// A stretch of the article: character offsets into its text, as the
+/// sentences' own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attributed {
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
 }
 
 /// Label every sentence of every article.
@@ -115,6 +135,7 @@ pub fn predict_articles(
                 probabilities: ckpt.labels.names().iter().cloned().zip(p).collect(),
                 truncated: long[k],
                 rule,
+                attribution: None,
             });
             k += 1;
         }
@@ -167,6 +188,10 @@ impl Prediction {
             .collect();
         let mut v = serde_json::json!({"article": self.article, "index": self.index, "start": self.start, "end": self.end, "text": self.text,
             "label": self.label, "probability": round4(self.probability), "probabilities": probs, "truncated": self.truncated, "rule": self.rule});
+        if let Some(a) = &self.attribution {
+            v["source"] = serde_json::json!(a.source);
+            v["cue"] = serde_json::json!(a.cue);
+        }
         if top_k > 0 {
             v["top_k"] = self
                 .top_k(top_k)
@@ -211,6 +236,10 @@ pub fn render(preds: &[Prediction], format: Format, opts: RenderOptions) -> Stri
                 header.push("top_k".into());
             }
             header.push("truncated".into());
+            let who = preds.iter().any(|p| p.attribution.is_some());
+            if who {
+                header.extend(["source".into(), "cue".into()]);
+            }
             header.push("text".into());
             let _ = w.write_record(&header);
             for p in preds {
@@ -233,6 +262,11 @@ pub fn render(preds: &[Prediction], format: Format, opts: RenderOptions) -> Stri
                     );
                 }
                 row.push(p.truncated.to_string());
+                if who {
+                    let a = p.attribution.clone().unwrap_or_default();
+                    row.push(a.source.map(|s| s.text).unwrap_or_default());
+                    row.push(a.cue.map(|s| s.text).unwrap_or_default());
+                }
                 row.push(p.text.clone());
                 let _ = w.write_record(&row);
             }
@@ -241,7 +275,10 @@ pub fn render(preds: &[Prediction], format: Format, opts: RenderOptions) -> Stri
         Format::Table => {
             // With --top-k, the runners-up follow the label: "context .31 allegation .08".
             let extra = top_k.saturating_sub(1) * 16;
-            let text_w = width.saturating_sub(24 + extra).max(30);
+            // With attribution, a "who" column: the source (else the cue) of the claim.
+            let who = preds.iter().any(|p| p.attribution.is_some());
+            let who_w = if who { WHO_WIDTH + 2 } else { 0 };
+            let text_w = width.saturating_sub(24 + extra + who_w).max(30);
             let mut s = String::new();
             let mut last = None;
             for p in preds {
@@ -269,8 +306,13 @@ pub fn render(preds: &[Prediction], format: Format, opts: RenderOptions) -> Stri
                     .skip(1)
                     .map(|(l, v)| format!("{l:<10} {v:>4.2} "))
                     .collect();
+                let who_cell = if who {
+                    format!("{:<WHO_WIDTH$}  ", who_of(p))
+                } else {
+                    String::new()
+                };
                 s += &format!(
-                    "{:>3}  {:<10} {:>5.2}  {runners}{}\n",
+                    "{:>3}  {:<10} {:>5.2}  {runners}{who_cell}{}\n",
                     p.index + 1,
                     p.label,
                     p.probability,
@@ -279,6 +321,26 @@ pub fn render(preds: &[Prediction], format: Format, opts: RenderOptions) -> Stri
             }
             s
         }
+    }
+}
+
+/// Columns of the table's "who" cell.
+const WHO_WIDTH: usize = 18;
+
+/// The table's "who" cell: the claim's source, else its cue in brackets,
+/// cut to [`WHO_WIDTH`]; "-" when there is no claim.
+fn who_of(p: &Prediction) -> String {
+    let a = p.attribution.clone().unwrap_or_default();
+    let cell = match (a.source, a.cue) {
+        (Some(s), _) => s.text,
+        (None, Some(c)) => format!("({})", c.text),
+        (None, None) => "-".into(),
+    };
+    let flat: String = cell.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > WHO_WIDTH {
+        flat.chars().take(WHO_WIDTH - 1).collect::<String>() + "…"
+    } else {
+        flat
     }
 }
 

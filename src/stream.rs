@@ -109,6 +109,8 @@ pub struct StreamOptions {
     pub chunk_sentences: usize,
     pub batch_size: usize,
     pub precision: Precision,
+    /// Say who claims what with this attribution tagger (`None`: labels only).
+    pub tagger: Option<std::sync::Arc<crate::attribution::tagger::Tagger>>,
 }
 
 /// What a stream did.
@@ -272,6 +274,9 @@ fn flush(
     let mut preds = predict_articles(ckpt, &articles, opts.batch_size, opts.precision, |k| {
         progress(base + k)
     })?;
+    if let Some(tagger) = &opts.tagger {
+        tagger.attribute(&articles, &mut preds, opts.precision)?;
+    }
     if let Some(t) = opts.threshold {
         apply_threshold(&mut preds, t);
     }

@@ -8,6 +8,7 @@ order, truncation to --max-len, batches padded to their longest member):
   train-full   sentences/s of full fine-tuning steps (AdamW, clipping)
   train-lora   the same with PEFT LoRA r=8 on query,value (+ classifier)
   pipeline     sentences/s of pipeline("text-classification") on whole sentences
+  attribution  sentences/s of the sentence classifier plus pipeline("token-classification") with a --tagger over whole --articles
   logits       write logits of the first --limit sentences as JSON (interop)
   train-save   fine-tune a few steps and save_pretrained (interop the other way)
 
@@ -16,7 +17,7 @@ Prints one JSON object per run, like `stance bench`.
 import argparse, json, resource, statistics, sys, time
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 LABELS = ["assertion", "denial", "allegation", "context"]
 
@@ -49,19 +50,32 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--mode", required=True, choices=["infer", "train-full", "train-lora", "pipeline", "logits", "train-save"])
+    ap.add_argument("--mode", required=True, choices=["infer", "train-full", "train-lora", "pipeline", "attribution", "logits", "train-save"])
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-len", type=int, default=48)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int)
+    ap.add_argument("--articles", nargs="*", default=[], help="attribution mode: the articles as text files")
     ap.add_argument("--out")
     ap.add_argument("--adapter", help="a PEFT LoRA directory to load over --model (logits mode)")
+    ap.add_argument("--token", action="store_true", help="logits mode: --model is a token classifier (each sentence's token logits, flattened)")
+    ap.add_argument("--tagger", help="attribution mode: a token classifier run by pipeline('token-classification') over the articles")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     texts = texts_from(a.data, a.limit)
+    if a.mode == "logits" and a.token:
+        tok = AutoTokenizer.from_pretrained(a.model)
+        model = AutoModelForTokenClassification.from_pretrained(a.model).eval()
+        rows = []
+        with torch.no_grad():
+            for t in texts:
+                b = tok([t], truncation=True, max_length=a.max_len, return_tensors="pt")
+                rows.append(model(**b).logits[0].flatten().tolist())
+        json.dump(rows, open(a.out, "w"))
+        return
     tok, model = load(a.model)
     reps = []
     if a.mode == "logits":
@@ -95,6 +109,23 @@ def main():
                 for b in bs:
                     model(**b).logits.tolist()
                 reps.append(len(texts) / (time.perf_counter() - t))
+    elif a.mode == "attribution":
+        # The two models on the same articles: the sentence classifier on
+        # every sentence (--data), the tagger over each whole article
+        # (--articles files), 128-token windows with a 16-token stride.
+        from transformers import pipeline
+        model.eval()
+        pipe = pipeline("text-classification", model=model, tokenizer=tok, device=-1, truncation=True, max_length=a.max_len)
+        ttok = AutoTokenizer.from_pretrained(a.tagger)
+        tagger = AutoModelForTokenClassification.from_pretrained(a.tagger).eval()
+        tag = pipeline("token-classification", model=tagger, tokenizer=ttok, device=-1, aggregation_strategy="simple", stride=16)
+        tag.tokenizer.model_max_length = 128
+        arts = [open(f, encoding="utf-8").read() for f in a.articles]
+        for _ in range(a.reps):
+            t = time.perf_counter()
+            pipe(texts, batch_size=a.batch_size)
+            tag(arts, batch_size=a.batch_size)
+            reps.append(len(texts) / (time.perf_counter() - t))
     elif a.mode == "pipeline":
         from transformers import pipeline
         model.eval()

@@ -63,7 +63,9 @@ pub struct Engine {
     relative_bias: Option<RelativeBias>,
     embed_norm: Norm,
     layers: Vec<Layer>,
-    pooler: Dense,
+    head: HeadKind,
+    /// `None` for a token classifier.
+    pooler: Option<Dense>,
     classifier: Dense,
     precision: Precision,
 }
@@ -119,13 +121,15 @@ impl Engine {
             });
         }
         let e = &spec.embeddings;
-        // The head is a few thousand multiply-adds a sentence: kept in f32.
-        let (pooler, classifier) = match spec.head.kind {
-            HeadKind::Pooler | HeadKind::Roberta => (
-                dense(&spec.head.pooler, Precision::F32)?,
-                dense(&spec.head.classifier, Precision::F32)?,
-            ),
-        };
+        // The head is a few thousand multiply-adds a sentence (a token head
+        // a few hundred a token): kept in f32.
+        let pooler = spec
+            .head
+            .pooler
+            .as_ref()
+            .map(|d| dense(d, Precision::F32))
+            .transpose()?;
+        let classifier = dense(&spec.head.classifier, Precision::F32)?;
         Ok(Engine {
             hidden: h,
             heads: spec.heads,
@@ -148,6 +152,7 @@ impl Engine {
             },
             embed_norm: norm(&e.norm)?,
             layers,
+            head: spec.head.kind,
             pooler,
             classifier,
             precision,
@@ -158,9 +163,57 @@ impl Engine {
         self.precision
     }
 
+    /// Whether this model labels tokens ([`Engine::token_logits`]) rather
+    /// than sentences ([`Engine::logits`]).
+    pub fn is_token_classifier(&self) -> bool {
+        self.head == HeadKind::Token
+    }
+
     /// Logits `[sentences][labels]` for a batch of tokenised sentences (of
-    /// any lengths: nothing is padded).
+    /// any lengths: nothing is padded). A sentence classifier only.
     pub fn logits(&self, items: &[&Encoded]) -> Result<Vec<Vec<f32>>> {
+        let h = self.hidden;
+        let Some(pooler) = &self.pooler else {
+            return Err(Error::Invalid(
+                "this is a token classifier: it labels tokens, not sentences".into(),
+            ));
+        };
+        let (x, packing) = self.encode(items)?;
+        // [CLS] of each sentence -> pooler (tanh) -> classifier.
+        let cls: Vec<f32> = packing.starts[..items.len()]
+            .iter()
+            .flat_map(|&s| x[s * h..(s + 1) * h].iter().copied())
+            .collect();
+        let b = items.len();
+        let mut pooled = vec![0f32; b * h];
+        pooler.forward(&cls, b, &mut pooled, true);
+        pooled.iter_mut().for_each(|v| *v = v.tanh());
+        let k = self.classifier.n;
+        let mut logits = vec![0f32; b * k];
+        self.classifier.forward(&pooled, b, &mut logits, true);
+        Ok(logits.chunks_exact(k).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Logits of every token, `[sentence][token * labels]` (row-major), for a
+    /// token classifier.
+    pub fn token_logits(&self, items: &[&Encoded]) -> Result<Vec<Vec<f32>>> {
+        if self.head != HeadKind::Token {
+            return Err(Error::Invalid(
+                "this is a sentence classifier: it has no token head".into(),
+            ));
+        }
+        let (x, packing) = self.encode(items)?;
+        let k = self.classifier.n;
+        let rows = packing.rows();
+        let mut logits = vec![0f32; rows * k];
+        self.classifier.forward(&x, rows, &mut logits, true);
+        Ok((0..items.len())
+            .map(|s| logits[packing.starts[s] * k..packing.starts[s + 1] * k].to_vec())
+            .collect())
+    }
+
+    /// The last hidden layer `[rows, hidden]` of sentences packed back to back.
+    fn encode(&self, items: &[&Encoded]) -> Result<(Vec<f32>, Packing)> {
         let h = self.hidden;
         for e in items {
             if e.ids.is_empty() {
@@ -219,19 +272,7 @@ impl Engine {
             self.add_norm(&mut y, &x, &l.out_norm);
             std::mem::swap(&mut x, &mut y);
         }
-        // [CLS] of each sentence -> pooler (tanh) -> classifier.
-        let cls: Vec<f32> = packing.starts[..items.len()]
-            .iter()
-            .flat_map(|&s| x[s * h..(s + 1) * h].iter().copied())
-            .collect();
-        let b = items.len();
-        let mut pooled = vec![0f32; b * h];
-        self.pooler.forward(&cls, b, &mut pooled, true);
-        pooled.iter_mut().for_each(|v| *v = v.tanh());
-        let k = self.classifier.n;
-        let mut logits = vec![0f32; b * k];
-        self.classifier.forward(&pooled, b, &mut logits, true);
-        Ok(logits.chunks_exact(k).map(<[f32]>::to_vec).collect())
+        Ok((x, packing))
     }
 
     /// Word + position (+ token-type) embeddings, layer-normed: `[rows, hidden]`.

@@ -8,9 +8,7 @@
 
 use super::dropout::Mask;
 use super::linear::Linear;
-use super::spec::{
-    Activation, DenseSpec, HeadKind, ModelSpec, NormSpec, RelativeBiasSpec, TensorKind,
-};
+use super::spec::{Activation, DenseSpec, ModelSpec, NormSpec, RelativeBiasSpec, TensorKind};
 use super::{BertConfig, Init, LayerNorm, ParamStore};
 use crate::rng::Rng;
 use crate::Result;
@@ -43,7 +41,8 @@ pub struct BertClassifier {
     pub params: ParamStore,
     embeddings: Embeddings,
     layers: Vec<Layer>,
-    pooler: Linear,
+    /// `None` for a token classifier.
+    pooler: Option<Linear>,
     classifier: Linear,
     /// Dropout probabilities (the masks come from the caller's stream).
     hidden_dropout: f64,
@@ -60,7 +59,7 @@ fn modules(
     p: &ParamStore,
     spec: &ModelSpec,
     lora_scale: f64,
-) -> (Embeddings, Vec<Layer>, Linear, Linear) {
+) -> (Embeddings, Vec<Layer>, Option<Linear>, Linear) {
     let eps = spec.eps;
     let e = &spec.embeddings;
     let embeddings = Embeddings {
@@ -84,12 +83,12 @@ fn modules(
             out_norm: built_norm(p, &l.out_norm, eps),
         })
         .collect();
-    let (pooler, classifier) = match spec.head.kind {
-        HeadKind::Pooler | HeadKind::Roberta => (
-            built_linear(p, &spec.head.pooler, lora_scale),
-            built_linear(p, &spec.head.classifier, lora_scale),
-        ),
-    };
+    let pooler = spec
+        .head
+        .pooler
+        .as_ref()
+        .map(|d| built_linear(p, d, lora_scale));
+    let classifier = built_linear(p, &spec.head.classifier, lora_scale);
     (embeddings, layers, pooler, classifier)
 }
 
@@ -295,8 +294,10 @@ impl BertClassifier {
         self.head_dropout
     }
 
-    /// Logits `[batch, num_labels]` for token ids, token type ids and
-    /// attention mask, all `[batch, seq]` u32 with padding on the right.
+    /// Logits for token ids, token type ids and attention mask, all
+    /// `[batch, seq]` u32 with padding on the right: `[batch, num_labels]`
+    /// for a sentence classifier, `[batch, seq, num_labels]` for a token
+    /// classifier (rows past a sequence's length are padding).
     /// `dropout`: `None` for inference; in training, the stream the masks'
     /// seeds are drawn from, in the native step's order of sites and with
     /// its element numbering ([`crate::model::dropout`]), so the same stream
@@ -314,11 +315,16 @@ impl BertClassifier {
             .map(|r| r.iter().filter(|&&m| m == 1).count())
             .collect();
         let hidden = self.encode(ids, type_ids, mask, &lens, dropout.as_deref_mut())?;
+        let Some(pooler) = &self.pooler else {
+            // A token head: every token, dropped out as the layers' outputs are.
+            let x = Mask::draw(self.head_dropout, dropout).apply_padded(&hidden, &lens)?;
+            return Ok(self.classifier.forward(&x)?);
+        };
         let mut cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
         if self.spec.head.kind.drops_input() {
             cls = Mask::draw(self.head_dropout, dropout.as_deref_mut()).apply_rows(&cls)?;
         }
-        let pooled = self.pooler.forward(&cls)?.tanh()?;
+        let pooled = pooler.forward(&cls)?.tanh()?;
         let pooled = Mask::draw(self.head_dropout, dropout).apply_rows(&pooled)?;
         Ok(self.classifier.forward(&pooled)?)
     }

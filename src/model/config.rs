@@ -90,21 +90,27 @@ impl BertConfig {
         self.id2label.as_ref().map(LabelSet::from_id2label)
     }
 
-    /// The config of a classifier with these labels, as transformers writes it.
-    pub fn for_classification(&self, family: super::spec::Family, labels: &LabelSet) -> Self {
+    /// The config of the classifier `spec` describes (a sequence or a token
+    /// classifier) with these labels, as transformers writes it.
+    pub fn for_classification(&self, spec: &super::spec::ModelSpec, labels: &LabelSet) -> Self {
         let mut c = self.clone();
         c.id2label = Some(labels.id2label());
         c.label2id = Some(labels.label2id());
         c.extra.insert(
             "architectures".into(),
-            serde_json::json!([family.classifier_class()]),
+            serde_json::json!([spec.architecture()]),
         );
-        c.extra
-            .insert("model_type".into(), serde_json::json!(family.model_type()));
         c.extra.insert(
-            "problem_type".into(),
-            serde_json::json!("single_label_classification"),
+            "model_type".into(),
+            serde_json::json!(spec.family.model_type()),
         );
+        match spec.task() {
+            super::spec::Task::Sentence => c.extra.insert(
+                "problem_type".into(),
+                serde_json::json!("single_label_classification"),
+            ),
+            super::spec::Task::Token => c.extra.remove("problem_type"),
+        };
         c.extra.remove("_name_or_path");
         // Written by stance, not by the transformers version that wrote the base.
         c.extra.remove("transformers_version");

@@ -67,10 +67,24 @@ impl Family {
         }
     }
 
-    pub fn head(self) -> HeadKind {
+    /// The transformers class of a token classifier (`architectures`).
+    pub fn token_classifier_class(self) -> &'static str {
         match self {
-            Family::Bert => HeadKind::Pooler,
-            Family::Roberta | Family::XlmRoberta | Family::Mpnet => HeadKind::Roberta,
+            Family::Bert => "BertForTokenClassification",
+            Family::Roberta => "RobertaForTokenClassification",
+            Family::XlmRoberta => "XLMRobertaForTokenClassification",
+            Family::Mpnet => "MPNetForTokenClassification",
+        }
+    }
+
+    /// The head of this family's model for `task`.
+    pub fn head(self, task: Task) -> HeadKind {
+        match (task, self) {
+            (Task::Token, _) => HeadKind::Token,
+            (Task::Sentence, Family::Bert) => HeadKind::Pooler,
+            (Task::Sentence, Family::Roberta | Family::XlmRoberta | Family::Mpnet) => {
+                HeadKind::Roberta
+            }
         }
     }
 
@@ -159,6 +173,36 @@ impl Activation {
     }
 }
 
+/// What the model labels: whole sequences (stance's sentence labels) or
+/// every token (the attribution tagger's BIO tags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// `*ForSequenceClassification`: one label per sequence.
+    Sentence,
+    /// `*ForTokenClassification`: one label per token.
+    Token,
+}
+
+impl Task {
+    /// From `architectures` in `config.json`: a `*ForTokenClassification`
+    /// class makes a token classifier; anything else (a base encoder's
+    /// `BertModel`, a sequence classifier, none) a sentence classifier.
+    pub fn from_config(c: &BertConfig) -> Task {
+        let token = c
+            .extra
+            .get("architectures")
+            .and_then(|a| a.as_array())
+            .and_then(|a| a.first())
+            .and_then(|a| a.as_str())
+            .is_some_and(|a| a.ends_with("ForTokenClassification"));
+        if token {
+            Task::Token
+        } else {
+            Task::Sentence
+        }
+    }
+}
+
 /// How the classifier reads the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadKind {
@@ -169,13 +213,17 @@ pub enum HeadKind {
     /// the same function as the pooler head with one more dropout, before the
     /// first dense layer.
     Roberta,
+    /// Every family's `*ForTokenClassification`: `classifier(dropout(token))`
+    /// on every token of the last hidden layer, no pooler.
+    Token,
 }
 
 impl HeadKind {
-    /// Whether the first token is dropped out before the head's first dense layer.
+    /// Whether the first token is dropped out before the head's first dense
+    /// layer (sentence heads only).
     pub fn drops_input(self) -> bool {
         match self {
-            HeadKind::Pooler => false,
+            HeadKind::Pooler | HeadKind::Token => false,
             HeadKind::Roberta => true,
         }
     }
@@ -279,9 +327,10 @@ impl LayerSpec {
 pub struct HeadSpec {
     pub kind: HeadKind,
     /// `[hidden, hidden]`, then tanh: BERT's `pooler.dense`, RoBERTa's
-    /// `classifier.dense`.
-    pub pooler: DenseSpec,
-    /// `[num_labels, hidden]`: BERT's `classifier`, RoBERTa's `classifier.out_proj`.
+    /// `classifier.dense`; `None` for a token head.
+    pub pooler: Option<DenseSpec>,
+    /// `[num_labels, hidden]`: BERT's and every token head's `classifier`,
+    /// RoBERTa's `classifier.out_proj`.
     pub classifier: DenseSpec,
 }
 
@@ -364,16 +413,22 @@ impl ModelSpec {
                 })
             }
         };
-        let head = match family.head() {
+        let kind = family.head(Task::from_config(c));
+        let head = match kind {
             HeadKind::Pooler => HeadSpec {
-                kind: HeadKind::Pooler,
-                pooler: DenseSpec::new(format!("{p}.pooler.dense"), h, h),
+                kind,
+                pooler: Some(DenseSpec::new(format!("{p}.pooler.dense"), h, h)),
                 classifier: DenseSpec::new("classifier".into(), num_labels, h),
             },
             HeadKind::Roberta => HeadSpec {
-                kind: HeadKind::Roberta,
-                pooler: DenseSpec::new("classifier.dense".into(), h, h),
+                kind,
+                pooler: Some(DenseSpec::new("classifier.dense".into(), h, h)),
                 classifier: DenseSpec::new("classifier.out_proj".into(), num_labels, h),
+            },
+            HeadKind::Token => HeadSpec {
+                kind,
+                pooler: None,
+                classifier: DenseSpec::new("classifier".into(), num_labels, h),
             },
         };
         let position_offset = family.position_offset(c.pad_token_id);
@@ -457,13 +512,27 @@ impl ModelSpec {
         if let Some(r) = &self.relative_bias {
             v.push((r.name.clone(), vec![r.buckets, self.heads], Weight));
         }
-        match self.head.kind {
-            HeadKind::Pooler | HeadKind::Roberta => {
-                dense(&mut v, &self.head.pooler);
-                dense(&mut v, &self.head.classifier);
-            }
+        if let Some(pooler) = &self.head.pooler {
+            dense(&mut v, pooler);
         }
+        dense(&mut v, &self.head.classifier);
         v
+    }
+
+    /// What the model labels.
+    pub fn task(&self) -> Task {
+        match self.head.kind {
+            HeadKind::Pooler | HeadKind::Roberta => Task::Sentence,
+            HeadKind::Token => Task::Token,
+        }
+    }
+
+    /// The transformers class of this model (`architectures`).
+    pub fn architecture(&self) -> &'static str {
+        match self.task() {
+            Task::Sentence => self.family.classifier_class(),
+            Task::Token => self.family.token_classifier_class(),
+        }
     }
 
     /// The longest sentence the position table can number.
@@ -513,7 +582,10 @@ mod tests {
             s.embeddings.word,
             "roberta.embeddings.word_embeddings.weight"
         );
-        assert_eq!(s.head.pooler.weight(), "classifier.dense.weight");
+        assert_eq!(
+            s.head.pooler.as_ref().unwrap().weight(),
+            "classifier.dense.weight"
+        );
         assert_eq!(s.head.classifier.bias(), "classifier.out_proj.bias");
         assert_eq!(
             s.family.classifier_class(),

@@ -1,11 +1,12 @@
 //! `stance train` as one library call: read and tokenise the data, build the
 //! classifier from a pretrained encoder, train, and write the checkpoint.
 
-use super::trainer::{train, Example, TrainConfig, TrainEvent};
-use crate::checkpoint::{load_base, save, SaveExtras};
+use super::trainer::{train, Example, Target, TrainConfig, TrainEvent};
+use crate::checkpoint::{load_base_for, save, Checkpoint, SaveExtras};
 use crate::data::{read_files, LabelledSentence};
 use crate::labels::LabelSet;
 use crate::metrics::Metrics;
+use crate::model::spec::Task;
 use crate::{Error, Result};
 use candle_core::Device;
 use serde::Serialize;
@@ -79,8 +80,21 @@ pub struct DeltaOf {
     pub revision: String,
 }
 
+/// What the model learns to label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainTask {
+    /// Sentences with stance labels, from labelled sentence files.
+    Stance,
+    /// Tokens with source / cue / content BIO tags, from PolNeAR-layout
+    /// directories (`text/`, `attributions/`): the attribution tagger.
+    Attribution,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainJob {
+    pub task: TrainTask,
+    /// Data files (stance) or directories (attribution).
     pub train_files: Vec<PathBuf>,
     pub dev_files: Vec<PathBuf>,
     pub base: PathBuf,
@@ -134,6 +148,9 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
     crate::guard::checkpoint_dir(&job.out, "--out", job.overwrite, &inputs)?;
     // Held for the whole run, so a second run writing the same --out is refused before it trains.
     let _lock = crate::atomic::DirLock::acquire(&job.out)?;
+    if job.task == TrainTask::Attribution {
+        return run_attribution(job, on_event);
+    }
 
     let raw = read_files(&job.train_files, None)?;
     let labels = resolve_labels(job, &raw)?;
@@ -159,9 +176,95 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
             missing.join(", ")
         )));
     }
-    let device = Device::Cpu;
-    let mut ckpt = load_base(&job.base, &labels, job.max_len, job.train.seed, &device)?;
+    let mut ckpt = prepare(job, &labels, Task::Sentence)?;
     ckpt.settings.context = job.context;
+    on_event(&TrainEvent::Info(format!(
+        "base {}: {}",
+        job.base.display(),
+        ckpt.load_report.summary()
+    )));
+    let examples = |rows: &[LabelledSentence]| -> Result<Vec<Example>> {
+        let encs = crate::eval::encode_rows(&ckpt, rows)?;
+        Ok(encs
+            .into_iter()
+            .zip(rows)
+            .map(|(enc, r)| Example {
+                enc,
+                target: Target::Sentence(labels.id(&r.label).expect("validated") as u32),
+            })
+            .collect())
+    };
+    let train_ex = examples(&train_rows)?;
+    let dev_ex = examples(&dev_rows)?;
+    on_event(&TrainEvent::Info(format!(
+        "{} training and {} dev sentences, labels: {}",
+        train_ex.len(),
+        dev_ex.len(),
+        labels.names().join(", ")
+    )));
+    let cfg = job.train.clone();
+    let outcome = train(&mut ckpt.model, &train_ex, &dev_ex, &labels, &cfg, on_event)?;
+    let calibration = calibrate(job, &mut ckpt, &dev_ex, &labels, on_event)?;
+    finish(job, &ckpt, outcome, calibration)
+}
+
+/// The attribution tagger: windows of PolNeAR articles, tagged BIO.
+fn run_attribution(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<TrainSummary> {
+    use crate::attribution::tags;
+    let labels = LabelSet::new(tags::TAGS.iter().map(|t| t.to_string()).collect())?;
+    let mut ckpt = prepare(job, &labels, Task::Token)?;
+    on_event(&TrainEvent::Info(format!(
+        "base {}: {}",
+        job.base.display(),
+        ckpt.load_report.summary()
+    )));
+    let examples = |dirs: &[PathBuf]| -> Result<(Vec<Example>, usize)> {
+        let mut out = Vec::new();
+        let mut docs = 0;
+        for dir in dirs {
+            for doc in crate::attribution::polnear::read_dir(dir)? {
+                docs += 1;
+                for (enc, t) in tags::examples(&ckpt.encoder, &doc, job.max_len)? {
+                    out.push(Example {
+                        enc,
+                        target: Target::Tokens(t),
+                    });
+                }
+            }
+        }
+        Ok((out, docs))
+    };
+    let (train_ex, train_docs) = examples(&job.train_files)?;
+    let (dev_ex, dev_docs) = examples(&job.dev_files)?;
+    on_event(&TrainEvent::Info(format!(
+        "{} training windows ({train_docs} articles), {} dev windows ({dev_docs} articles), tags: {}",
+        train_ex.len(),
+        dev_ex.len(),
+        labels.names().join(", ")
+    )));
+    let outcome = train(
+        &mut ckpt.model,
+        &train_ex,
+        &dev_ex,
+        &labels,
+        &job.train,
+        on_event,
+    )?;
+    finish(job, &ckpt, outcome, serde_json::Value::Null)
+}
+
+/// The base encoder as a classifier of `task` over `labels`, its trainable
+/// tensors set by the job's method.
+fn prepare(job: &TrainJob, labels: &LabelSet, task: Task) -> Result<Checkpoint> {
+    let device = Device::Cpu;
+    let mut ckpt = load_base_for(
+        &job.base,
+        labels,
+        job.max_len,
+        job.train.seed,
+        &device,
+        task,
+    )?;
     match &job.method {
         Method::Full => ckpt.model.set_trainable_layers(None),
         Method::Top(k) => {
@@ -189,37 +292,23 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
             "--delta stores only the trained tensors; use it with --method top or head".into(),
         ));
     }
-    on_event(&TrainEvent::Info(format!(
-        "base {}: {}",
-        job.base.display(),
-        ckpt.load_report.summary()
-    )));
-    let examples = |rows: &[LabelledSentence]| -> Result<Vec<Example>> {
-        let encs = crate::eval::encode_rows(&ckpt, rows)?;
-        Ok(encs
-            .into_iter()
-            .zip(rows)
-            .map(|(enc, r)| Example {
-                enc,
-                label: labels.id(&r.label).expect("validated") as u32,
-            })
-            .collect())
-    };
-    let train_ex = examples(&train_rows)?;
-    let dev_ex = examples(&dev_rows)?;
-    on_event(&TrainEvent::Info(format!(
-        "{} training and {} dev sentences, labels: {}",
-        train_ex.len(),
-        dev_ex.len(),
-        labels.names().join(", ")
-    )));
-    let cfg = job.train.clone();
-    let outcome = train(&mut ckpt.model, &train_ex, &dev_ex, &labels, &cfg, on_event)?;
-    // Calibrate on dev: fit the softmax temperature of the chosen epoch.
+    Ok(ckpt)
+}
+
+/// Fit the softmax temperature of the chosen epoch on dev (and, with
+/// `--fit-offsets`, the class offsets); what was fitted, for `metrics.json`.
+fn calibrate(
+    job: &TrainJob,
+    ckpt: &mut Checkpoint,
+    dev_ex: &[Example],
+    labels: &LabelSet,
+    on_event: &mut dyn FnMut(&TrainEvent),
+) -> Result<serde_json::Value> {
+    let cfg = &job.train;
     let mut calibration = serde_json::Value::Null;
     if !dev_ex.is_empty() {
         let encs: Vec<_> = dev_ex.iter().map(|e| e.enc.clone()).collect();
-        let gold: Vec<usize> = dev_ex.iter().map(|e| e.label as usize).collect();
+        let gold: Vec<usize> = dev_ex.iter().map(|e| e.target.ids()[0] as usize).collect();
         let logits = crate::infer::predict_logits(
             &ckpt.model,
             &encs,
@@ -275,6 +364,16 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
             };
         }
     }
+    Ok(calibration)
+}
+
+/// Write the checkpoint with its training arguments and metrics.
+fn finish(
+    job: &TrainJob,
+    ckpt: &Checkpoint,
+    outcome: super::trainer::TrainOutcome,
+    calibration: serde_json::Value,
+) -> Result<TrainSummary> {
     let args = serde_json::to_value(job).expect("serialisable");
     let metrics = serde_json::json!({
         "best_epoch": outcome.best_epoch,
@@ -305,7 +404,7 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
     };
     save(
         &job.out,
-        &ckpt,
+        ckpt,
         &SaveExtras {
             training_args: &args,
             metrics: &metrics,

@@ -8,7 +8,8 @@ pub(crate) mod optim;
 pub(crate) mod schedule;
 mod trainer;
 
-pub use job::{run, DeltaOf, LabelSource, Method, TrainJob, TrainSummary};
+pub use job::{run, DeltaOf, LabelSource, Method, TrainJob, TrainSummary, TrainTask};
 pub use trainer::{
-    train, train_step, ClassWeights, EpochReport, Example, TrainConfig, TrainEvent, TrainOutcome,
+    train, train_step, ClassWeights, EpochReport, Example, Target, TrainConfig, TrainEvent,
+    TrainOutcome,
 };

@@ -20,7 +20,42 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct Example {
     pub enc: Encoded,
-    pub label: u32,
+    pub target: Target,
+}
+
+/// What an example is labelled with: the model's task decides which.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A sentence classifier's label id.
+    Sentence(u32),
+    /// A token classifier's label id per token ([`crate::batch::IGNORE`]
+    /// where there is none).
+    Tokens(Vec<u32>),
+}
+
+impl Target {
+    /// The label ids: one for a sentence, one per token.
+    pub fn ids(&self) -> &[u32] {
+        match self {
+            Target::Sentence(l) => std::slice::from_ref(l),
+            Target::Tokens(t) => t,
+        }
+    }
+}
+
+/// The examples `idx` of `examples` as one packed batch.
+fn packed(examples: &[Example], idx: &[usize]) -> Result<Packed> {
+    let items: Vec<&Encoded> = idx.iter().map(|&i| &examples[i].enc).collect();
+    match &examples[idx[0]].target {
+        Target::Sentence(_) => {
+            let ys: Vec<u32> = idx.iter().map(|&i| examples[i].target.ids()[0]).collect();
+            Packed::new(&items, Some(&ys))
+        }
+        Target::Tokens(_) => {
+            let ys: Vec<&[u32]> = idx.iter().map(|&i| examples[i].target.ids()).collect();
+            Packed::tokens(&items, &ys)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -123,7 +158,14 @@ pub fn evaluate(
     batch_size: usize,
 ) -> Result<Metrics> {
     let encs: Vec<Encoded> = examples.iter().map(|e| e.enc.clone()).collect();
-    let gold: Vec<usize> = examples.iter().map(|e| e.label as usize).collect();
+    if model.spec.task() == crate::model::spec::Task::Token {
+        let gold: Vec<&[u32]> = examples.iter().map(|e| e.target.ids()).collect();
+        return crate::eval::score_tokens(model, &encs, &gold, labels, batch_size);
+    }
+    let gold: Vec<usize> = examples
+        .iter()
+        .map(|e| e.target.ids()[0] as usize)
+        .collect();
     Ok(crate::eval::score(
         model,
         &encs,
@@ -194,7 +236,26 @@ pub fn train(
     let mut dropout = Rng::new(rng.next_u64());
     let device = model.device().clone();
     let k = labels.len();
-    let train_labels: Vec<u32> = train.iter().map(|e| e.label).collect();
+    let token = model.spec.task() == crate::model::spec::Task::Token;
+    if train
+        .iter()
+        .chain(dev)
+        .any(|e| matches!(e.target, Target::Tokens(_)) != token)
+    {
+        let (model, data) = if token {
+            ("token", "sentence")
+        } else {
+            ("sentence", "token")
+        };
+        return Err(Error::Invalid(format!(
+            "{data} labels given to a {model} classifier"
+        )));
+    }
+    let train_labels: Vec<u32> = train
+        .iter()
+        .flat_map(|e| e.target.ids().iter().copied())
+        .filter(|&l| l != crate::batch::IGNORE)
+        .collect();
     let weights = match cfg.class_weights {
         ClassWeights::Auto => balanced_weights(&train_labels, k),
         ClassWeights::None => vec![1.0; k],
@@ -219,9 +280,7 @@ pub fn train(
         let mut loss_sum = 0.0;
         let mut seen = 0;
         for batch_idx in epoch_batches(&mut rng, train, cfg.batch_size) {
-            let items: Vec<&Encoded> = batch_idx.iter().map(|&i| &train[i].enc).collect();
-            let ys: Vec<u32> = batch_idx.iter().map(|&i| train[i].label).collect();
-            let b = Packed::new(&items, Some(&ys))?;
+            let b = packed(train, &batch_idx)?;
             let lr = lr_at(step, total, warmup, cfg.lr);
             let (loss_v, grad_norm) = train_step(
                 model,

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod attribution;
 mod cli;
 mod corpus;
 mod download;
@@ -20,6 +21,8 @@ mod roberta;
 mod safety;
 mod serve;
 mod shipped_model;
+mod shipped_tagger;
 mod spark;
 mod splitter;
 mod stream;
+mod token_head;

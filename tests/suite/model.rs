@@ -256,7 +256,7 @@ fn examples(ckpt: &stance::checkpoint::Checkpoint) -> Vec<Example> {
         .zip(common::TRAIN_ROWS)
         .map(|(enc, (_, l))| Example {
             enc,
-            label: ckpt.labels.id(l).unwrap() as u32,
+            target: stance::train::Target::Sentence(ckpt.labels.id(l).unwrap() as u32),
         })
         .collect()
 }

@@ -23,11 +23,12 @@ mod kernels;
 mod linear;
 
 use crate::batch::Packed;
+use crate::batch::IGNORE;
 use crate::engine::attention::Packing;
 use crate::engine::attention::RelativeBias;
 use crate::engine::simd::{self, Activation};
 use crate::model::dropout::Mask;
-use crate::model::spec::ModelSpec;
+use crate::model::spec::{ModelSpec, Task};
 use crate::model::BertClassifier;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -60,20 +61,40 @@ pub fn step(
         .as_ref()
         .ok_or_else(|| Error::Invalid("training batch without labels".into()))?;
     let k = model.num_labels();
+    let token = model.spec.task() == Task::Token;
+    let expected = if token {
+        batch.ids.len()
+    } else {
+        batch.lengths.len()
+    };
+    if labels.len() != expected {
+        return Err(Error::Invalid(format!(
+            "{} labels for a batch of {expected} {}",
+            labels.len(),
+            if token { "tokens" } else { "sentences" }
+        )));
+    }
     if class_weights.len() != k {
         return Err(Error::Invalid(format!(
             "{} class weights for {k} labels",
             class_weights.len()
         )));
     }
-    if let Some(l) = labels.iter().find(|&&l| l as usize >= k) {
+    if let Some(l) = labels
+        .iter()
+        .find(|&&l| l as usize >= k && !(token && l == IGNORE))
+    {
         return Err(Error::Invalid(format!(
             "label id {l} out of range for {k} labels"
         )));
     }
     let w = Weights::new(model)?;
     let fwd = forward(model, &w, batch, dropout)?;
-    let (loss, dlogits) = weighted_cross_entropy(&fwd.logits, labels, class_weights, k);
+    let (loss, dlogits) = if token {
+        token_cross_entropy(&fwd.logits, labels, class_weights, k)?
+    } else {
+        weighted_cross_entropy(&fwd.logits, labels, class_weights, k)
+    };
     let mut grads = Grads::default();
     backward(model, &w, batch, &fwd, &dlogits, &mut grads);
     let logits = fwd.logits.clone();
@@ -571,6 +592,29 @@ fn forward(
         x = out;
     }
 
+    let hd = &spec.head;
+    let head_dropout = model.head_dropout();
+    let Some(pooler) = &hd.pooler else {
+        // A token head: dropout, then the classifier on every token.
+        let mut dropped = x;
+        let cls_mask = mask(head_dropout, true);
+        cls_mask.apply(&mut dropped);
+        let (logits, _) =
+            Dense::new(wts, &hd.classifier.name, hd.classifier.out, h).forward(&dropped, rows);
+        return Ok(Forward {
+            packing,
+            relative_bias,
+            emb,
+            emb_mask,
+            layers,
+            cls: Vec::new(),
+            cls_in_mask: Mask::draw(0.0, None),
+            pooled: Vec::new(),
+            dropped,
+            cls_mask,
+            logits,
+        });
+    };
     // Pooler (tanh of a dense layer on each sentence's first token), dropout, classifier.
     let b = packing.sentences();
     let mut cls = vec![0f32; b * h];
@@ -578,13 +622,11 @@ fn forward(
         let r = packing.starts[s];
         cls[s * h..(s + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
     }
-    let hd = &spec.head;
-    let head_dropout = model.head_dropout();
     // RoBERTa's head drops the first token out before its dense layer (the
     // mask's seed is drawn first, as the graph draws it).
     let cls_in_mask = mask(head_dropout, hd.kind.drops_input());
     cls_in_mask.apply(&mut cls);
-    let (mut pooled, _) = Dense::new(wts, &hd.pooler.name, h, h).forward(&cls, b);
+    let (mut pooled, _) = Dense::new(wts, &pooler.name, h, h).forward(&cls, b);
     pooled.iter_mut().for_each(|v| *v = v.tanh());
     let mut dropped = pooled.clone();
     let cls_mask = mask(head_dropout, true);
@@ -644,6 +686,34 @@ fn weighted_cross_entropy(
     (loss / total, grad)
 }
 
+/// [`weighted_cross_entropy`] over the tokens that carry a label (those
+/// marked [`IGNORE`], such as `[CLS]` and `[SEP]`, get no loss and no
+/// gradient), as transformers' token classifiers compute it with -100.
+fn token_cross_entropy(
+    logits: &[f32],
+    labels: &[u32],
+    weights: &[f32],
+    k: usize,
+) -> Result<(f64, Vec<f32>)> {
+    let rows: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] != IGNORE).collect();
+    if rows.is_empty() {
+        return Err(Error::Invalid(
+            "a training batch without labelled tokens".into(),
+        ));
+    }
+    let picked: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| logits[r * k..(r + 1) * k].iter().copied())
+        .collect();
+    let ys: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
+    let (loss, g) = weighted_cross_entropy(&picked, &ys, weights, k);
+    let mut grad = vec![0f32; logits.len()];
+    for (i, &r) in rows.iter().enumerate() {
+        grad[r * k..(r + 1) * k].copy_from_slice(&g[i * k..(i + 1) * k]);
+    }
+    Ok((loss, grad))
+}
+
 fn backward(
     model: &BertClassifier,
     wts: &Weights,
@@ -652,16 +722,43 @@ fn backward(
     dlogits: &[f32],
     grads: &mut Grads,
 ) {
-    let c = &model.config;
-    let (h, inter, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps as f32);
+    let h = model.config.hidden_size;
     let rows = batch.ids.len();
-    let b = fwd.packing.sentences();
-    let reach = reach(model);
-    let spec: &ModelSpec = &model.spec;
-    let act = spec.activation;
-    let hd = &spec.head;
+    let hd = &model.spec.head;
+    let mut dx = vec![0f32; rows * h];
+    match &hd.pooler {
+        None => {
+            // Token head: classifier on every token, then its dropout.
+            Dense::new(wts, &hd.classifier.name, hd.classifier.out, h).backward(
+                wts,
+                &fwd.dropped,
+                None,
+                dlogits,
+                rows,
+                Some((&mut dx, false)),
+                grads,
+            );
+            fwd.cls_mask.apply(&mut dx);
+        }
+        Some(pooler) => sentence_head_backward(wts, pooler, hd, fwd, dlogits, h, &mut dx, grads),
+    }
+    encoder_backward(model, wts, batch, fwd, dx, grads);
+}
 
-    // Classifier, dropout, tanh, pooler, back to the first tokens.
+/// Classifier, dropout, tanh, pooler, back to each sentence's first token
+/// (and the head's input dropout) in `dx`.
+#[allow(clippy::too_many_arguments)]
+fn sentence_head_backward(
+    wts: &Weights,
+    pooler: &crate::model::spec::DenseSpec,
+    hd: &crate::model::spec::HeadSpec,
+    fwd: &Forward,
+    dlogits: &[f32],
+    h: usize,
+    dx: &mut [f32],
+    grads: &mut Grads,
+) {
+    let b = fwd.packing.sentences();
     let mut dpooled = vec![0f32; b * h];
     Dense::new(wts, &hd.classifier.name, hd.classifier.out, h).backward(
         wts,
@@ -678,7 +775,7 @@ fn backward(
         .zip(&fwd.pooled)
         .for_each(|(d, t)| *d *= 1.0 - t * t);
     let mut dcls = vec![0f32; b * h];
-    Dense::new(wts, &hd.pooler.name, h, h).backward(
+    Dense::new(wts, &pooler.name, h, h).backward(
         wts,
         &fwd.cls,
         None,
@@ -687,7 +784,6 @@ fn backward(
         Some((&mut dcls, false)),
         grads,
     );
-    let mut dx = vec![0f32; rows * h];
     for s in 0..b {
         let r = fwd.packing.starts[s];
         dx[r * h..(r + 1) * h].copy_from_slice(&dcls[s * h..(s + 1) * h]);
@@ -702,7 +798,25 @@ fn backward(
             }
         }
     }
+}
 
+/// Backward through the encoder layers and the embeddings from `dx`, the
+/// gradient of the last hidden layer.
+fn encoder_backward(
+    model: &BertClassifier,
+    wts: &Weights,
+    batch: &Packed,
+    fwd: &Forward,
+    mut dx: Vec<f32>,
+    grads: &mut Grads,
+) {
+    let c = &model.config;
+    let (h, inter, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps as f32);
+    let rows = batch.ids.len();
+    let b = fwd.packing.sentences();
+    let reach = reach(model);
+    let spec: &ModelSpec = &model.spec;
+    let act = spec.activation;
     let dims = Dims {
         hidden: h,
         heads: c.num_attention_heads,

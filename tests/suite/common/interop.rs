@@ -19,7 +19,11 @@ pub struct Reference {
     /// Per sentence, its context segment (if the fixture encoded a pair).
     pub contexts: Vec<Option<String>>,
     pub ids: Vec<Vec<u32>>,
+    /// A sentence classifier's label per sentence (empty for a token one).
     pub labels: Vec<u32>,
+    /// A token classifier's label per token (-100 read as `IGNORE`).
+    pub token_labels: Option<Vec<Vec<u32>>>,
+    /// Per sentence: its logits, or a token classifier's `[tokens * labels]`.
     pub logits: Vec<Vec<f32>>,
     pub loss: f64,
     pub raw: serde_json::Value,
@@ -35,16 +39,45 @@ impl Reference {
             Some(c) => serde_json::from_value(c.clone()).unwrap(),
             None => vec![None; texts.len()],
         };
-        let logits: Vec<Vec<f64>> = serde_json::from_value(v["logits"].clone()).unwrap();
+        let token = v["task"] == "token";
+        let logits: Vec<Vec<f32>> = if token {
+            let l: Vec<Vec<Vec<f64>>> = serde_json::from_value(v["logits"].clone()).unwrap();
+            l.into_iter()
+                .map(|s| s.into_iter().flatten().map(|x| x as f32).collect())
+                .collect()
+        } else {
+            let l: Vec<Vec<f64>> = serde_json::from_value(v["logits"].clone()).unwrap();
+            l.into_iter()
+                .map(|r| r.into_iter().map(|x| x as f32).collect())
+                .collect()
+        };
+        let token_labels = token.then(|| {
+            let t: Vec<Vec<i64>> = serde_json::from_value(v["token_labels"].clone()).unwrap();
+            t.into_iter()
+                .map(|s| {
+                    s.into_iter()
+                        .map(|l| {
+                            if l < 0 {
+                                stance::batch::IGNORE
+                            } else {
+                                l as u32
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        });
         Reference {
             texts,
             contexts,
             ids: serde_json::from_value(v["ids"].clone()).unwrap(),
-            labels: serde_json::from_value(v["labels"].clone()).unwrap(),
-            logits: logits
-                .into_iter()
-                .map(|r| r.into_iter().map(|x| x as f32).collect())
-                .collect(),
+            labels: if token {
+                Vec::new()
+            } else {
+                serde_json::from_value(v["labels"].clone()).unwrap()
+            },
+            token_labels,
+            logits,
             loss: v["loss"].as_f64().unwrap(),
             raw: v,
         }
@@ -81,8 +114,14 @@ pub fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 /// and the native step reproduce PyTorch (logits and loss within 1e-5, every
 /// gradient within 1e-5 of its scale). Returns the checkpoint.
 pub fn assert_executors_match_pytorch(dir: &Path) -> Checkpoint {
+    assert_executors_match_pytorch_at(dir, dir)
+}
+
+/// [`assert_executors_match_pytorch`] for the checkpoint in `model`
+/// against the fixture in `dir` (a fixture stance saved again).
+pub fn assert_executors_match_pytorch_at(model: &Path, dir: &Path) -> Checkpoint {
     let r = Reference::load(dir);
-    let ckpt = load(dir, &Device::Cpu).unwrap();
+    let ckpt = load(model, &Device::Cpu).unwrap();
     assert!(ckpt.load_report.fresh.is_empty());
     let encs = r.encode(&ckpt);
     let ids: Vec<Vec<u32>> = encs.iter().map(|e| e.ids.clone()).collect();
@@ -94,20 +133,37 @@ pub fn assert_executors_match_pytorch(dir: &Path) -> Checkpoint {
     assert!(d < 1e-5, "engine logits differ from PyTorch by {d}");
 
     let b = batch(&r, &ckpt);
-    let graph = ckpt
+    let out = ckpt
         .model
         .forward_t(&b.ids, &b.type_ids, &b.mask, None)
-        .unwrap()
-        .to_vec2::<f32>()
         .unwrap();
+    let graph = match &r.token_labels {
+        None => out.to_vec2::<f32>().unwrap(),
+        // [batch, seq, labels], padding dropped, each sentence flattened.
+        Some(_) => out
+            .to_vec3::<f32>()
+            .unwrap()
+            .into_iter()
+            .zip(&encs)
+            .map(|(s, e)| s.into_iter().take(e.ids.len()).flatten().collect())
+            .collect(),
+    };
     let d = max_diff(&graph, &r.logits);
     assert!(d < 1e-5, "graph logits differ from PyTorch by {d}");
 
     // The fixture's dropout is 0, so PyTorch's train mode is deterministic.
+    let packed = match &r.token_labels {
+        None => b.packed().unwrap(),
+        Some(t) => {
+            let refs: Vec<_> = encs.iter().collect();
+            let tags: Vec<&[u32]> = t.iter().map(Vec::as_slice).collect();
+            stance::batch::Packed::tokens(&refs, &tags).unwrap()
+        }
+    };
     let out = native::step(
         &ckpt.model,
-        &b.packed().unwrap(),
-        &[1.0; 4],
+        &packed,
+        &vec![1.0; ckpt.labels.len()],
         &mut stance::rng::Rng::new(0),
     )
     .unwrap();
@@ -144,9 +200,8 @@ pub fn assert_executors_match_pytorch(dir: &Path) -> Checkpoint {
 pub fn batch(r: &Reference, ckpt: &Checkpoint) -> stance::batch::Batch {
     let encs = r.encode(ckpt);
     let refs: Vec<_> = encs.iter().collect();
-    ckpt.encoder
-        .batch(&refs, Some(&r.labels), &Device::Cpu)
-        .unwrap()
+    let labels = r.token_labels.is_none().then_some(r.labels.as_slice());
+    ckpt.encoder.batch(&refs, labels, &Device::Cpu).unwrap()
 }
 
 /// The binary trains from the fixture as a base, saves a checkpoint whose

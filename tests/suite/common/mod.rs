@@ -143,8 +143,17 @@ pub const SHIPPED: &str = "models/stance-mpnet";
 /// is installed; when it is not, panics under `STANCE_REQUIRE_BASE` (CI)
 /// and otherwise says the test is skipped.
 pub fn shipped_base_present(root: &Path) -> bool {
+    base_present(root, SHIPPED)
+}
+
+/// The shipped attribution tagger's directory.
+pub const SHIPPED_TAGGER: &str = "models/stance-tagger";
+
+/// [`shipped_base_present`] for the delta checkpoint at `model` (relative
+/// to the project root).
+pub fn base_present(root: &Path, model: &str) -> bool {
     let cfg: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join(SHIPPED).join("config.json")).unwrap(),
+        &std::fs::read_to_string(root.join(model).join("config.json")).unwrap(),
     )
     .unwrap();
     let base = root
