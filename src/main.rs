@@ -392,7 +392,7 @@ struct EvalArgs {
     /// Matrix products in f32, or in bf16 with f32 sums.
     #[arg(long, default_value = "f32")]
     precision: Precision,
-    /// Also write every sentence's gold label, predicted label and calibrated probabilities here (JSONL), for error analysis.
+    /// Also write every sentence's gold label, predicted label and calibrated probabilities here (JSONL), for error analysis; with --task attribution, every gold and predicted span.
     #[arg(long)]
     predictions: Option<PathBuf>,
 }
@@ -552,7 +552,10 @@ fn bar(len: u64, template: &str) -> ProgressBar {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    let labels = if a.labels == "auto" {
+    let labels = if matches!(a.task, TaskArg::Attribution) {
+        // The tagger's tags are fixed; --labels is for stance labels.
+        LabelSource::Fixed(stance::attribution::tags::TAGS.map(String::from).to_vec())
+    } else if a.labels == "auto" {
         LabelSource::FromData
     } else {
         LabelSource::Fixed(stance::labels::LabelSet::parse(&a.labels)?.names().to_vec())
@@ -1032,8 +1035,8 @@ fn eval(a: EvalArgs) -> Result<()> {
 }
 
 fn eval_attribution(a: EvalArgs) -> Result<()> {
-    if a.predictions.is_some() {
-        bail!("--predictions is for --task stance");
+    if let Some(p) = &a.predictions {
+        stance::guard::output_file(p, "--predictions", &a.data)?;
     }
     let dir = if a.model == Path::new(DEFAULT_MODEL) {
         PathBuf::from(DEFAULT_TAGGER)
@@ -1052,7 +1055,16 @@ fn eval_attribution(a: EvalArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let (report, ..) = stance::attribution::evaluate::evaluate(&tagger, &a.data, a.precision)?;
+    let (report, docs, predicted) =
+        stance::attribution::evaluate::evaluate(&tagger, &a.data, a.precision)?;
+    if let Some(p) = &a.predictions {
+        let mut out = String::new();
+        for row in stance::attribution::evaluate::span_rows(&docs, &predicted) {
+            out += &serde_json::to_string(&row)?;
+            out.push('\n');
+        }
+        stance::atomic::write_file(p, out.as_bytes())?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -36,3 +36,42 @@ pub fn evaluate(
     let report = score(&triples);
     Ok((report, docs, predicted))
 }
+
+/// One span of `eval --task attribution --predictions`: gold or predicted,
+/// and whether the other side has the same span.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SpanRow<'a> {
+    pub document: &'a str,
+    pub role: super::Role,
+    pub start: usize,
+    pub end: usize,
+    pub text: &'a str,
+    pub gold: bool,
+    pub predicted: bool,
+}
+
+/// Every gold and every predicted span of every document, in text order
+/// (byte offsets); a span both sides have is one row.
+pub fn span_rows<'a>(docs: &'a [Document], predicted: &'a [Vec<super::Span>]) -> Vec<SpanRow<'a>> {
+    let mut out = Vec::new();
+    for (d, p) in docs.iter().zip(predicted) {
+        let mut all: Vec<(super::Span, bool, bool)> = Vec::new();
+        for s in &d.spans {
+            all.push((*s, true, p.contains(s)));
+        }
+        for s in p.iter().filter(|s| !d.spans.contains(s)) {
+            all.push((*s, false, true));
+        }
+        all.sort_by_key(|(s, ..)| (s.start, s.end));
+        out.extend(all.into_iter().map(|(s, gold, predicted)| SpanRow {
+            document: &d.name,
+            role: s.role,
+            start: s.start,
+            end: s.end,
+            text: &d.text[s.start..s.end],
+            gold,
+            predicted,
+        }));
+    }
+    out
+}

@@ -46,30 +46,47 @@ fn sentence_of(pos: usize, sentences: &[Range<usize>]) -> usize {
 }
 
 /// Group an article's spans into claims. Each cue takes the nearest source
-/// within one sentence of it (its own sentence first); a source no cue took
-/// stands as a claim of its own; each content span joins the nearest claim
-/// within one sentence of it. `spans` sorted by start.
+/// in its own sentence; a cue with none there takes the nearest source of a
+/// neighbouring sentence that no cue of that sentence took (a passive "is
+/// viewed" does not steal the next sentence's speaker); a source no cue
+/// took stands as a claim of its own; each content span joins the nearest
+/// claim within one sentence of it. `spans` sorted by start.
 pub fn claims(spans: &[Span], sentences: &[Range<usize>]) -> Vec<Claim> {
     let of = |role: Role| spans.iter().filter(move |s| s.role == role);
     let sources: Vec<&Span> = of(Role::Source).collect();
+    let cues: Vec<&Span> = of(Role::Cue).collect();
     let mut taken = vec![false; sources.len()];
-    let mut out: Vec<Claim> = Vec::new();
-    for cue in of(Role::Cue) {
-        let best = sources
+    let nearest = |cue: &Span, taken: &[bool], max_sent: usize| {
+        sources
             .iter()
             .enumerate()
+            .filter(|(i, _)| !taken[*i] || max_sent == 0)
             .map(|(i, s)| (distance(cue, s, sentences), i))
-            .filter(|((sent, _), _)| *sent <= 1)
-            .min();
-        out.push(Claim {
-            source: best.map(|(_, i)| {
+            .filter(|((sent, _), _)| *sent <= max_sent)
+            .min()
+            .map(|(_, i)| i)
+    };
+    // Own sentence first, for every cue; then the neighbours' leftovers.
+    let mut chosen: Vec<Option<usize>> = cues.iter().map(|c| nearest(c, &taken, 0)).collect();
+    chosen.iter().flatten().for_each(|&i| taken[i] = true);
+    let own = taken.clone();
+    for (c, slot) in cues.iter().zip(chosen.iter_mut()) {
+        if slot.is_none() {
+            *slot = nearest(c, &own, 1);
+            if let Some(i) = *slot {
                 taken[i] = true;
-                *sources[i]
-            }),
-            cue: Some(*cue),
-            content: Vec::new(),
-        });
+            }
+        }
     }
+    let mut out: Vec<Claim> = cues
+        .iter()
+        .zip(&chosen)
+        .map(|(c, s)| Claim {
+            source: s.map(|i| *sources[i]),
+            cue: Some(**c),
+            content: Vec::new(),
+        })
+        .collect();
     for (i, s) in sources.iter().enumerate() {
         if !taken[i] {
             out.push(Claim {
@@ -168,6 +185,25 @@ mod tests {
         assert_eq!(cs[1].source, Some(spans[3]));
         assert_eq!(cs[1].content, vec![spans[5]]);
         assert_eq!(per_sentence(&cs, &sentences), vec![Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn a_cue_without_a_source_does_not_take_the_next_sentences_speaker() {
+        // 0: "It is viewed as a threat." 1: "The FBI said it acted."
+        let sentences = vec![0..25, 26..48];
+        let spans = vec![
+            span(Role::Cue, 3, 12),
+            span(Role::Source, 26, 33),
+            span(Role::Cue, 34, 38),
+        ];
+        let cs = claims(&spans, &sentences);
+        let passive = cs.iter().find(|c| c.cue == Some(spans[0])).unwrap();
+        assert_eq!(passive.source, None);
+        let said = cs.iter().find(|c| c.cue == Some(spans[2])).unwrap();
+        assert_eq!(said.source, Some(spans[1]));
+        // Without its own cue, the next sentence's source is free to take.
+        let cs = claims(&spans[..2], &sentences);
+        assert_eq!(cs[0].source, Some(spans[1]));
     }
 
     #[test]

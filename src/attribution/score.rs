@@ -282,7 +282,7 @@ mod tests {
         // Gold "The senior senator"; predicted "he senior senator".
         let gold = [sp(Role::Source, 0, 18)];
         let pred = [sp(Role::Source, 1, 18)];
-        let s = score(&[(TEXT, &gold, &pred)]).role(Role::Source).to_owned();
+        let s = *score(&[(TEXT, &gold, &pred)]).role(Role::Source);
         assert_eq!(s.exact.matched, 0);
         assert_eq!(
             (s.exact.precision, s.exact.recall, s.exact.f1),
@@ -348,9 +348,7 @@ mod tests {
     fn spans_outside_the_text_do_not_panic() {
         let gold = [sp(Role::Cue, 19, 23)];
         let pred = [sp(Role::Cue, 30, 99), sp(Role::Cue, 5, 2)];
-        let c = score(&[("“x” is multibyte", &gold, &pred)])
-            .role(Role::Cue)
-            .to_owned();
+        let c = *score(&[("“x” is multibyte", &gold, &pred)]).role(Role::Cue);
         assert_eq!((c.exact.matched, c.exact.predicted), (0, 2));
     }
 }

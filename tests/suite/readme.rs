@@ -37,3 +37,42 @@ fn readme_sample_is_what_quickstart_prints() {
     let printed = String::from_utf8(out.stdout).unwrap();
     assert_eq!(block, printed, "README sample differs from `scripts/quickstart.sh`; regenerate it with `target/release/stance predict --format table data/examples/iran-campaign-hack.txt`");
 }
+
+#[test]
+fn readme_who_claims_what_line_is_what_predict_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !crate::common::shipped_base_present(root)
+        || !crate::common::base_present(root, crate::common::SHIPPED_TAGGER)
+    {
+        return;
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let after = readme
+        .split("### Who claims what")
+        .nth(1)
+        .expect("README has the who-claims-what section");
+    let block = after.split("```\n").nth(1).expect("a fenced block follows");
+    let line: serde_json::Value = serde_json::from_str(block.trim()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stance"))
+        .args([
+            "predict",
+            "--format",
+            "jsonl",
+            "data/examples/iran-campaign-hack.txt",
+        ])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let i = line["index"].as_u64().unwrap() as usize;
+    assert_eq!(line, printed[i], "README's JSONL line differs from `stance predict --format jsonl data/examples/iran-campaign-hack.txt`");
+}

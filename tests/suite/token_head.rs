@@ -156,26 +156,7 @@ fn check(s: &Setup, what: &str, seed: u64) {
         "{what}: loss {} vs {l}",
         out.loss
     );
-    let mut checked = 0;
-    for (name, var) in s.model.params.iter() {
-        let mine = out.grads.get(var.as_tensor());
-        assert_eq!(
-            mine.is_some(),
-            s.model.params.is_trainable(name),
-            "{what}: {name} gradient presence"
-        );
-        let (Some(theirs), Some(mine)) = (grads.get(var.as_tensor()), mine) else {
-            continue;
-        };
-        let scale = common::max_abs(theirs).max(1e-3);
-        let diff = common::max_abs(&(mine - theirs).unwrap());
-        assert!(
-            diff <= 2e-4 * scale,
-            "{what}: {name}: max |diff| {diff} against max |grad| {scale}"
-        );
-        checked += 1;
-    }
-    assert!(checked > 0, "{what}: nothing compared");
+    common::assert_grads_match(&s.model, &out.grads, &grads, what);
 }
 
 #[test]

@@ -124,6 +124,36 @@ pub fn train_tiny_from(bin: &str, dir: &Path, base: &Path) -> PathBuf {
     dir.join("ckpt")
 }
 
+/// The native step's gradients against the graph's: the same tensors get
+/// one (exactly the trainable ones), each within 2e-4 of its scale.
+pub fn assert_grads_match(
+    model: &BertClassifier,
+    native: &candle_core::backprop::GradStore,
+    graph: &candle_core::backprop::GradStore,
+    what: &str,
+) {
+    let mut checked = 0;
+    for (name, var) in model.params.iter() {
+        let mine = native.get(var.as_tensor());
+        assert_eq!(
+            mine.is_some(),
+            model.params.is_trainable(name),
+            "{what}: {name} gradient presence"
+        );
+        let (Some(theirs), Some(mine)) = (graph.get(var.as_tensor()), mine) else {
+            continue;
+        };
+        let scale = max_abs(theirs).max(1e-3);
+        let diff = max_abs(&(mine - theirs).unwrap());
+        assert!(
+            diff <= 2e-4 * scale,
+            "{what}: {name}: max |diff| {diff} against max |grad| {scale}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "{what}: nothing compared");
+}
+
 /// The largest absolute value of a tensor.
 pub fn max_abs(t: &candle_core::Tensor) -> f32 {
     t.abs()
