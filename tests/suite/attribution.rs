@@ -126,7 +126,8 @@ fn gold_tags_are_bio_and_decoding_them_gives_the_spans_back() {
 fn decoding_never_starts_a_span_inside() {
     let t = tempfile::tempdir().unwrap();
     let enc = encoder(t.path());
-    let ws = windows(&enc, "said so", &[0..7], 64).unwrap();
+    let one = vec![std::ops::Range { start: 0, end: 7 }];
+    let ws = windows(&enc, "said so", &one, 64).unwrap();
     let w = &ws[0];
     let k = TAGS.len();
     // Every token prefers I-CUE: a lone "inside" must become a span's start.
@@ -441,4 +442,23 @@ fn bad_attribution_input_is_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("a01_4e07.ann:3:"), "{err}");
     assert!(!d.join("t2").exists(), "nothing written on bad input");
+    // Stance-only flags are refused, not ignored.
+    let o = stance(
+        d,
+        &[
+            "train",
+            "--task",
+            "attribution",
+            "--train",
+            "polnear",
+            "--base",
+            "base",
+            "--out",
+            "t3",
+            "--context",
+            "1",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--context"));
 }
