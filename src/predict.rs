@@ -278,7 +278,9 @@ pub fn render(preds: &[Prediction], format: Format, opts: RenderOptions) -> Stri
             // With attribution, a "who" column: the source (else the cue) of the claim.
             let who = preds.iter().any(|p| p.attribution.is_some());
             let who_w = if who { WHO_WIDTH + 2 } else { 0 };
-            let text_w = width.saturating_sub(24 + extra + who_w).max(30);
+            // At least 30 columns of sentence (16 beside a who column).
+            let min_text = if who { 16 } else { 30 };
+            let text_w = width.saturating_sub(24 + extra + who_w).max(min_text);
             let mut s = String::new();
             let mut last = None;
             for p in preds {

@@ -38,6 +38,9 @@ pub fn untag(tag: usize) -> Option<(Role, bool)> {
     }
 }
 
+/// The longest stretch of one sentence the tagger reads (about 16 windows).
+pub const MAX_SENTENCE_BYTES: usize = 8192;
+
 /// Consecutive whole sentences of an article as one token sequence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
@@ -82,6 +85,13 @@ pub fn windows(
         });
     };
     for r in sentences {
+        // A "sentence" of megabytes (a table, a dump) is tagged on its first
+        // MAX_SENTENCE_BYTES only, so time and memory stay bounded.
+        let mut end = r.end.min(r.start + MAX_SENTENCE_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let r = &(r.start..end);
         let (sid, soff) = encoder.pieces(&text[r.clone()])?;
         if ids.len() + sid.len() > room {
             flush(&mut ids, &mut offs);
