@@ -61,12 +61,23 @@ pub struct Attributed {
 /// article's sentences in order, each article's indices from 0, and no
 /// article is empty.
 pub fn by_article(preds: Vec<Prediction>) -> Vec<Vec<Prediction>> {
-    let mut out: Vec<Vec<Prediction>> = Vec::new();
-    for p in preds {
+    let ranges = article_ranges(&preds);
+    let mut it = preds.into_iter();
+    ranges
+        .iter()
+        .map(|r| it.by_ref().take(r.len()).collect())
+        .collect()
+}
+
+/// Where each article's sentences lie in [`predict_articles`]' output, by
+/// position (names can repeat): a new article starts at each index 0.
+pub fn article_ranges(preds: &[Prediction]) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, p) in preds.iter().enumerate() {
         if p.index == 0 || out.is_empty() {
-            out.push(Vec::new());
+            out.push(i..i);
         }
-        out.last_mut().expect("pushed above").push(p);
+        out.last_mut().expect("pushed above").end = i + 1;
     }
     out
 }

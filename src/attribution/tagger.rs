@@ -100,14 +100,7 @@ impl Tagger {
         preds: &mut [Prediction],
         precision: Precision,
     ) -> Result<()> {
-        // Each article's predictions, by position (names can repeat).
-        let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
-        for (i, p) in preds.iter().enumerate() {
-            if p.index == 0 || groups.is_empty() {
-                groups.push(i..i);
-            }
-            groups.last_mut().expect("pushed").end = i + 1;
-        }
+        let groups = crate::predict::article_ranges(preds);
         if groups.len() != articles.len() {
             return Err(Error::Invalid(format!(
                 "{} articles but predictions for {}",
