@@ -39,13 +39,29 @@ tags = ["O", "B-SOURCE", "I-SOURCE", "B-CUE", "I-CUE", "B-CONTENT", "I-CONTENT"]
 m = AutoModelForTokenClassification.from_pretrained("models/all-MiniLM-L6-v2", num_labels=7, id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)})
 m.save_pretrained(sys.argv[1]); AutoTokenizer.from_pretrained("models/all-MiniLM-L6-v2").save_pretrained(sys.argv[1])
 PY
+# Both tools timed the same ways, in f32 and in bf16:
+# - start to results: one cold process over all articles, start-up,
+#   imports and model loads included (PyTorch: the process's wall time
+#   less its second, warm pass);
+# - compute only: stance's run less a run over a one-sentence article
+#   (its start-up and loads); PyTorch's warm second pass.
+printf 'Officials said the plan was sound.\n' > "$work/one.txt"
+now() { date +%s.%N; }
+dt() { echo "$2 - $1" | bc -l | sed 's/^\./0./'; } # seconds from $1 to $2, as JSON
 for r in $(seq "$rounds"); do
   echo "attribution round $r/$rounds" >&2
-  s=$(date +%s.%N); $st predict --no-attribution --format jsonl "$work"/article-*.txt > /dev/null; e=$(date +%s.%N)
-  echo "{\"tool\": \"stance\", \"mode\": \"sentences\", \"sentences_per_second\": $(echo "$n_sent / ($e - $s)" | bc -l)}" >> "$res"
-  s=$(date +%s.%N); $st predict --format jsonl "$work"/article-*.txt > "$work/who.jsonl"; e=$(date +%s.%N)
-  echo "{\"tool\": \"stance\", \"mode\": \"attribution\", \"sentences_per_second\": $(echo "$n_sent / ($e - $s)" | bc -l)}" >> "$res"
-  "$py" scripts/bench/pytorch_ref.py --model models/all-mpnet-base-v2 --tagger "$work/pt-tagger" --data data/stance.test.jsonl --articles "$work"/article-*.txt --mode attribution --batch-size 16 --max-len 128 --reps 1 --threads "$threads" >> "$res"
+  s=$(now); $st predict --no-attribution --format jsonl "$work"/article-*.txt > /dev/null; e=$(now)
+  echo "{\"tool\": \"stance\", \"mode\": \"sentences\", \"precision\": \"f32\", \"wall\": $(dt "$s" "$e")}" >> "$res"
+  for prec in f32 bf16; do
+    s=$(now); $st predict --precision $prec --format jsonl "$work"/article-*.txt > "$work/who-$prec.jsonl"; e=$(now)
+    s1=$(now); $st predict --precision $prec --format jsonl "$work/one.txt" > /dev/null; e1=$(now)
+    echo "{\"tool\": \"stance\", \"mode\": \"attribution\", \"precision\": \"$prec\", \"wall\": $(dt "$s" "$e"), \"startup\": $(dt "$s1" "$e1")}" >> "$res"
+    flag=; [ $prec = bf16 ] && flag=--bf16
+    s=$(now)
+    out=$("$py" scripts/bench/pytorch_ref.py --model models/all-mpnet-base-v2 --tagger "$work/pt-tagger" --data data/stance.test.jsonl --articles "$work"/article-*.txt --mode attribution --batch-size 16 --max-len 128 --reps 2 --threads "$threads" $flag)
+    e=$(now)
+    echo "$out" | "$py" -c 'import json, sys; r = json.loads(sys.stdin.read()); r["wall"] = float(sys.argv[1]); print(json.dumps(r))' "$(dt "$s" "$e")" >> "$res"
+  done
 done
 
 # Interop: a stance tagger (trained fully for a few steps on three PolNeAR
@@ -67,14 +83,23 @@ $st bench --model $fx --data data/stance.test.jsonl --limit 50 --max-len 128 --l
 import json, statistics, sys
 res, work, threads = sys.argv[1:]
 rows = [json.loads(l) for l in open(res) if l.strip()]
-med = lambda tool, mode: statistics.median(r["sentences_per_second"] for r in rows if r["tool"] == tool and r["mode"] == mode)
-s0, s1, p = med("stance", "sentences"), med("stance", "attribution"), med("pytorch", "attribution")
-print(f"\nwho claims what on the test split's whole articles ({threads} threads, medians): sentence model + attribution tagger\n")
-print("| measure | sentences/s | ratio |")
-print("|---|---|---|")
-print(f"| stance predict, sentences only | {s0:.1f} | |")
-print(f"| stance predict with attribution | {s1:.1f} | costs {s0 / s1:.2f}x |")
-print(f"| PyTorch: pipeline() text + token classification | {p:.1f} | stance {s1 / p:.2f}x faster |")
+n = sum(1 for l in open("data/stance.test.jsonl") if l.strip())
+def med(tool, mode, prec, f):
+    return statistics.median(f(r) for r in rows if r["tool"] == tool and r["mode"] == mode and r.get("precision", "f32") == prec)
+plain = med("stance", "sentences", "f32", lambda r: r["wall"])
+print(f"\nwho claims what on the test split's {n} sentences in whole articles ({threads} threads, medians of {len(rows) // 5} round(s)): sentence model + attribution tagger\n")
+print("| precision | measure | stance s (sentences/s) | PyTorch + transformers s (sentences/s) | stance faster |")
+print("|---|---|---|---|---|")
+for prec in ["f32", "bf16"]:
+    e2e = (med("stance", "attribution", prec, lambda r: r["wall"]), med("pytorch", "attribution", prec, lambda r: r["wall"] - n / r["reps"][1]))
+    comp = (med("stance", "attribution", prec, lambda r: r["wall"] - r["startup"]), med("pytorch", "attribution", prec, lambda r: n / r["reps"][1]))
+    for what, (a, b) in [("start to results (cold process, loads included)", e2e), ("compute only (stance less its start-up; PyTorch's warm pass)", comp)]:
+        print(f"| {prec} | {what} | {a:.2f} ({n / a:.1f}) | {b:.2f} ({n / b:.1f}) | {b / a:.2f}x |")
+with_tagger = med("stance", "attribution", "f32", lambda r: r["wall"])
+print(f"\nthe tagger's cost (f32, start to results): {with_tagger:.2f} s with it against {plain:.2f} s without, {with_tagger / plain:.2f}x")
+f32, bf16 = ([json.loads(l) for l in open(f"{work}/who-{p}.jsonl")] for p in ["f32", "bf16"])
+field = lambda r, role: ((r.get(role) or {}).get("start"), (r.get(role) or {}).get("end"))
+print(f"bf16 against f32 (last round): labels differ on {sum(a['label'] != b['label'] for a, b in zip(f32, bf16))} of {len(f32)} sentences, sources on {sum(field(a, 'source') != field(b, 'source') for a, b in zip(f32, bf16))}, cues on {sum(field(a, 'cue') != field(b, 'cue') for a, b in zip(f32, bf16))}")
 def maxdiff(a, b):
     A, B = json.load(open(f"{work}/{a}")), json.load(open(f"{work}/{b}"))
     return max(abs(x - y) for ra, rb in zip(A, B) for x, y in zip(ra, rb)), len(A)

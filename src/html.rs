@@ -113,28 +113,17 @@ pub fn render_html(articles: &[Article], preds: &[Prediction], low: f32) -> Stri
         s += "<li><mark class=\"who-source\">source</mark> who makes the claim; <mark class=\"who-cue\">cue</mark> the words that attribute it (found by the attribution tagger)</li>\n";
     }
     s += "</ul>\n<p>Hover over or tab to a sentence for its label and probability.</p>\n</section>\n";
+    // Article n's sentences, by position (names can repeat).
+    let ranges = crate::predict::article_ranges(preds);
     for (n, a) in articles.iter().enumerate() {
-        render_article(&mut s, n, a, &article_slice(preds, n), low);
+        let r = ranges.get(n).cloned().unwrap_or(preds.len()..preds.len());
+        render_article(&mut s, n, a, &preds[r], low);
     }
     s += "</body>\n</html>\n";
     s
 }
 
-/// The predictions of article `n`, by position (names can repeat): `preds`
-/// lists the articles' sentences in order, each article's indices from 0.
-fn article_slice(preds: &[Prediction], n: usize) -> Vec<&Prediction> {
-    let mut starts = Vec::new();
-    for (i, p) in preds.iter().enumerate() {
-        if p.index == 0 {
-            starts.push(i);
-        }
-    }
-    let from = starts.get(n).copied().unwrap_or(preds.len());
-    let to = starts.get(n + 1).copied().unwrap_or(preds.len());
-    preds[from..to].iter().collect()
-}
-
-fn render_article(s: &mut String, n: usize, a: &Article, preds: &[&Prediction], low: f32) {
+fn render_article(s: &mut String, n: usize, a: &Article, preds: &[Prediction], low: f32) {
     let _ = writeln!(
         s,
         "<section class=\"article\" id=\"article-{n}\" aria-label=\"{}\">",

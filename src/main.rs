@@ -90,6 +90,8 @@ struct ServeArgs {
     /// Matrix products in f32 or bf16 (see predict --help).
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    #[command(flatten)]
+    who: WhoArgs,
 }
 
 #[derive(Args)]
@@ -364,6 +366,13 @@ struct PredictArgs {
     /// accuracy for the shipped model (emulated, and slower, on other CPUs).
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    #[command(flatten)]
+    who: WhoArgs,
+}
+
+/// Who claims what: the attribution tagger's flags (predict and serve).
+#[derive(Args)]
+struct WhoArgs {
     /// The attribution tagger that says who claims what (each sentence's source and cue); used when the directory exists.
     #[arg(long, default_value = DEFAULT_TAGGER)]
     tagger: PathBuf,
@@ -536,9 +545,14 @@ fn serve(a: ServeArgs) -> Result<()> {
             ..Default::default()
         },
     };
+    let tagger = load_tagger(&a.who)?;
     let model = a.model.display().to_string();
-    stance::serve::run(ckpt, config, |addr| {
-        eprintln!("stance serve: {model} on http://{addr}/ (Ctrl-C to stop)")
+    let who = match &tagger {
+        Some(_) => format!(", who claims what by {}", a.who.tagger.display()),
+        None => String::new(),
+    };
+    stance::serve::run(ckpt, tagger, config, |addr| {
+        eprintln!("stance serve: {model}{who} on http://{addr}/ (Ctrl-C to stop)")
     })?;
     Ok(())
 }
@@ -683,8 +697,9 @@ fn load_model(dir: &Path) -> Result<stance::checkpoint::Checkpoint> {
 
 /// The attribution tagger of `--tagger`: none with `--no-attribution`, or
 /// when the default is absent (a tagger named explicitly must be there).
-fn load_tagger(dir: &Path, off: bool) -> Result<Option<stance::attribution::tagger::Tagger>> {
-    if off || (dir == Path::new(DEFAULT_TAGGER) && !dir.exists()) {
+fn load_tagger(who: &WhoArgs) -> Result<Option<stance::attribution::tagger::Tagger>> {
+    let dir = who.tagger.as_path();
+    if who.no_attribution || (dir == Path::new(DEFAULT_TAGGER) && !dir.exists()) {
         return Ok(None);
     }
     if !dir.exists() {
@@ -759,7 +774,7 @@ fn predict(a: PredictArgs) -> Result<()> {
             pb.set_position(n as u64)
         })?;
     pb.finish_and_clear();
-    if let Some(tagger) = load_tagger(&a.tagger, a.no_attribution)? {
+    if let Some(tagger) = load_tagger(&a.who)? {
         tagger.attribute(&articles, &mut preds, a.precision)?;
     }
     if let Some(t) = a.threshold {
@@ -878,7 +893,7 @@ fn predict_stream(a: PredictArgs) -> Result<()> {
         chunk_sentences: a.batch_size * 8,
         batch_size: a.batch_size,
         precision: a.precision,
-        tagger: load_tagger(&a.tagger, a.no_attribution)?.map(std::sync::Arc::new),
+        tagger: load_tagger(&a.who)?.map(std::sync::Arc::new),
     };
     let mut out: Box<dyn Write> = Box::new(std::io::stdout().lock());
     let mut file = None;

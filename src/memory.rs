@@ -49,12 +49,26 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn resident_memory_grows_with_touched_pages() {
-        let before = super::resident_bytes().unwrap();
-        let v = vec![7u8; 32 << 20];
-        let after = super::resident_bytes().unwrap();
-        assert!(
-            v[12345] == 7 && after >= before + (24 << 20),
-            "{before} -> {after}"
-        );
+        // Fresh pages from the kernel: a heap block could reuse pages that
+        // another test freed (the heap keeps them, see keep_freed_memory).
+        let len = 32usize << 20;
+        // SAFETY: an anonymous private mapping, written within its length
+        // and unmapped once.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            let before = super::resident_bytes().unwrap();
+            std::ptr::write_bytes(p as *mut u8, 7, len);
+            let after = super::resident_bytes().unwrap();
+            libc::munmap(p, len);
+            assert!(after >= before + (24 << 20), "{before} -> {after}");
+        }
     }
 }

@@ -18,6 +18,7 @@
 //! type is an error. Notes (`#`) and the other brat kinds (`A`, `R`, `M`, `N`,
 //! `*`) carry no spans and are skipped.
 
+use super::tags::CharBytes;
 use super::{Document, Relation, Role, Span};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -96,7 +97,7 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Document>> {
 /// do) lands in `source`. Arguments pointing at skipped types are dropped,
 /// as are relations left with no span at all (brat's empty event stubs).
 pub fn parse_ann(path: &Path, text: &str, ann: &str) -> Result<(Vec<Span>, Vec<Relation>)> {
-    let offsets = ByteOffsets::new(text);
+    let offsets = CharBytes::new(text);
     // Text-bound id -> its spans (empty for skipped types).
     let mut entities: HashMap<&str, Vec<Span>> = HashMap::new();
     let mut events = Vec::new();
@@ -194,7 +195,7 @@ fn text_bound<'a>(
     line: &'a str,
     rest: &mut impl Iterator<Item = (usize, &'a str)>,
     text: &str,
-    offsets: &ByteOffsets,
+    offsets: &CharBytes,
 ) -> Result<(&'a str, Vec<Span>)> {
     let bad = |message: String| Error::data(path, no, message);
     let mut fields = line.splitn(3, '\t');
@@ -225,7 +226,8 @@ fn text_bound<'a>(
         if start >= end {
             return Err(bad(format!("empty or reversed span {start}..{end}")));
         }
-        let (Some(start), Some(end)) = (offsets.byte(start), offsets.byte(end)) else {
+        let (Some(start), Some(end)) = (offsets.checked_byte(start), offsets.checked_byte(end))
+        else {
             return Err(bad(format!(
                 "span {start}..{end} runs past the end of the text ({} characters)",
                 offsets.chars()
@@ -278,25 +280,6 @@ fn event<'a>(path: &Path, no: usize, line: &'a str) -> Result<Vec<&'a str>> {
         return Err(bad("attribution without a trigger".to_string()));
     }
     Ok(ids)
-}
-
-/// The byte offset of every character boundary of a text.
-struct ByteOffsets(Vec<usize>);
-
-impl ByteOffsets {
-    fn new(text: &str) -> Self {
-        let ends = std::iter::once(text.len());
-        ByteOffsets(text.char_indices().map(|(b, _)| b).chain(ends).collect())
-    }
-
-    /// The byte offset of character offset `char`, if within the text.
-    fn byte(&self, char: usize) -> Option<usize> {
-        self.0.get(char).copied()
-    }
-
-    fn chars(&self) -> usize {
-        self.0.len() - 1
-    }
 }
 
 /// A line or span text, shortened for an error message.

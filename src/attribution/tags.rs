@@ -219,8 +219,20 @@ impl CharBytes {
         CharBytes { bytes }
     }
 
+    /// The byte offset of character `char` (the text's end past it).
     pub fn byte(&self, char: usize) -> usize {
         self.bytes[char.min(self.bytes.len() - 1)]
+    }
+
+    /// The byte offset of character `char`, if it is within the text (its
+    /// end included).
+    pub fn checked_byte(&self, char: usize) -> Option<usize> {
+        self.bytes.get(char).copied()
+    }
+
+    /// The text's length in characters.
+    pub fn chars(&self) -> usize {
+        self.bytes.len() - 1
     }
 
     pub fn char(&self, byte: usize) -> usize {

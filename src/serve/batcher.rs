@@ -1,11 +1,14 @@
 //! One worker thread owns the model; requests queue articles for it, and it
 //! labels whatever has queued up together, so concurrent requests share
-//! forward passes (sentences of several requests in one batch).
+//! forward passes (sentences of several requests in one batch). With an
+//! attribution tagger it also says who claims what, as `stance predict`
+//! does.
 //!
 //! The queue is bounded: when it is full a request is refused at once
 //! (the server answers 503) instead of piling up memory. The worker stops
 //! when the last handle is dropped, after finishing the queued jobs.
 
+use crate::attribution::tagger::Tagger;
 use crate::checkpoint::Checkpoint;
 use crate::engine::Precision;
 use crate::predict::{predict_articles, Article, Prediction};
@@ -66,11 +69,16 @@ pub enum SubmitError {
 
 impl Batcher {
     /// Start the worker thread. It runs until every `Batcher` is dropped.
-    pub fn start(ckpt: Checkpoint, opts: BatchOptions) -> (Batcher, JoinHandle<()>) {
+    /// With a `tagger`, every sentence also gets its source and cue.
+    pub fn start(
+        ckpt: Checkpoint,
+        tagger: Option<Tagger>,
+        opts: BatchOptions,
+    ) -> (Batcher, JoinHandle<()>) {
         let (tx, rx) = mpsc::sync_channel::<Job>(opts.queue.max(1));
         let worker = std::thread::Builder::new()
             .name("stance-model".into())
-            .spawn(move || work(&ckpt, &rx, opts))
+            .spawn(move || work(&ckpt, tagger.as_ref(), &rx, opts))
             .expect("spawning the model thread");
         (Batcher { tx }, worker)
     }
@@ -97,7 +105,7 @@ impl Batcher {
     }
 }
 
-fn work(ckpt: &Checkpoint, rx: &mpsc::Receiver<Job>, opts: BatchOptions) {
+fn work(ckpt: &Checkpoint, tagger: Option<&Tagger>, rx: &mpsc::Receiver<Job>, opts: BatchOptions) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let mut waiting = jobs[0].sentences;
@@ -121,7 +129,14 @@ fn work(ckpt: &Checkpoint, rx: &mpsc::Receiver<Job>, opts: BatchOptions) {
             .iter()
             .flat_map(|j| j.articles.iter().cloned())
             .collect();
-        match predict_articles(ckpt, &all, opts.batch_size, opts.precision, |_| {}) {
+        let labelled = predict_articles(ckpt, &all, opts.batch_size, opts.precision, |_| {})
+            .and_then(|mut preds| {
+                if let Some(t) = tagger {
+                    t.attribute(&all, &mut preds, opts.precision)?;
+                }
+                Ok(preds)
+            });
+        match labelled {
             Ok(preds) => {
                 let mut per_article = crate::predict::by_article(preds).into_iter();
                 for j in jobs {

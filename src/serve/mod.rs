@@ -60,8 +60,10 @@ type Shared = Arc<AppState>;
 /// Run the server until SIGTERM or Ctrl-C (or `shutdown` resolving), then
 /// finish the requests in flight. `ready` gets the bound address (useful
 /// with port 0).
+/// With a `tagger`, answers and the article view say who claims what.
 pub fn run(
     ckpt: Checkpoint,
+    tagger: Option<crate::attribution::tagger::Tagger>,
     config: ServeConfig,
     ready: impl FnOnce(SocketAddr),
 ) -> crate::Result<()> {
@@ -70,8 +72,8 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| crate::Error::Invalid(format!("starting the server runtime: {e}")))?;
-    let model = model_info(&ckpt);
-    let (batcher, worker) = Batcher::start(ckpt, config.batch);
+    let model = model_info(&ckpt, tagger.as_ref());
+    let (batcher, worker) = Batcher::start(ckpt, tagger, config.batch);
     let state = Arc::new(AppState {
         batcher,
         model,
@@ -127,16 +129,22 @@ async fn shutdown_signal() {
     eprintln!("stance serve: shutting down; finishing requests in flight");
 }
 
-fn model_info(ckpt: &Checkpoint) -> Value {
-    let base = ckpt
-        .settings
-        .base
-        .as_ref()
-        .map(|b| json!({"id": b.id, "revision": b.revision, "sha256": b.sha256}));
+fn model_info(ckpt: &Checkpoint, tagger: Option<&crate::attribution::tagger::Tagger>) -> Value {
+    let base_of = |c: &Checkpoint| {
+        c.settings
+            .base
+            .as_ref()
+            .map(|b| json!({"id": b.id, "revision": b.revision, "sha256": b.sha256}))
+    };
+    let name = |c: &Checkpoint| c.dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    let base = base_of(ckpt);
+    // Who claims what: the tagger, or null when the server labels sentences only.
+    let attribution = tagger.map(|t| json!({"model": name(&t.ckpt), "base": base_of(&t.ckpt)}));
     json!({
         "labels": ckpt.labels.names(),
         "base": base,
-        "model": ckpt.dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "model": name(ckpt),
+        "attribution": attribution,
         "version": env!("CARGO_PKG_VERSION"),
         "max_length": ckpt.settings.max_len,
         "context": ckpt.settings.context,

@@ -1,7 +1,8 @@
 //! Who claims what: the tagger's windows, BIO tags and decoding; training
 //! a tiny tagger with `stance train --task attribution` on PolNeAR-layout
-//! data; `stance eval --task attribution`; and `stance predict` giving each
-//! sentence its source and cue (JSONL, table, CSV, HTML).
+//! data; `stance eval --task attribution`; and `stance predict` and
+//! `stance serve` giving each sentence its source and cue (JSONL, table,
+//! CSV, HTML, the API).
 
 use crate::common;
 
@@ -381,6 +382,45 @@ fn a_trained_tagger_is_a_token_classifier_that_finds_cues_and_sources() {
         "{html}"
     );
     assert!(html.contains("who makes the claim"));
+
+    // stance serve says who claims what as predict does: in the API's
+    // sentences, in /v1/model, and in the article view.
+    let server = crate::serve::Server::start(
+        &d.join(&sentence_model),
+        &["--tagger", d.join("tagger").to_str().unwrap()],
+    );
+    let body = serde_json::json!({ "text": article }).to_string();
+    let (code, v) = server.post_json("/v1/predict", &body);
+    assert_eq!(code, 200, "{v}");
+    let served = v["articles"][0]["sentences"].as_array().unwrap();
+    assert_eq!(served.len(), lines.len());
+    for (s, l) in served.iter().zip(&lines) {
+        assert_eq!((&s["source"], &s["cue"]), (&l["source"], &l["cue"]), "{s}");
+    }
+    assert_eq!(served[0]["cue"]["text"], "said");
+    let info: serde_json::Value = ureq::get(&server.url("/v1/model"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(info["attribution"]["model"], "tagger", "{info}");
+    let view = ureq::post(&server.url("/v1/view"))
+        .set("Content-Type", "application/json")
+        .send_string(&body)
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        view.contains("<mark class=\"who-cue\" title=\"cue\">said</mark>"),
+        "{view}"
+    );
+    drop(server);
+    let plain = crate::serve::Server::start(&d.join(&sentence_model), &[]);
+    let (_, v) = plain.post_json("/v1/predict", &body);
+    assert!(
+        v["articles"][0]["sentences"][0].get("source").is_none(),
+        "{v}"
+    );
 }
 
 #[test]

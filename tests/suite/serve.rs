@@ -12,17 +12,25 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_stance");
 const ARTICLE: &str = "Mayor denies report\n\nThe mayor denied the report. Police accused the driver of fraud. The town was founded in 1820.";
 
-struct Server {
+pub struct Server {
     child: Child,
     base: String,
 }
 
 impl Server {
-    fn start(ckpt: &std::path::Path, extra: &[&str]) -> Server {
+    /// `stance serve --model CKPT EXTRA...` on a free port; sentences only
+    /// (not the shipped tagger) unless `extra` names a --tagger.
+    pub fn start(ckpt: &std::path::Path, extra: &[&str]) -> Server {
+        let who: &[&str] = if extra.contains(&"--tagger") {
+            &[]
+        } else {
+            &["--no-attribution"]
+        };
         let mut child = Command::new(BIN)
             .args(["serve", "--model"])
             .arg(ckpt)
             .args(["--addr", "127.0.0.1:0"])
+            .args(who)
             .args(extra)
             .stderr(Stdio::piped())
             .spawn()
@@ -46,13 +54,13 @@ impl Server {
         });
         Server { child, base }
     }
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
     fn addr(&self) -> &str {
         self.base.trim_start_matches("http://")
     }
-    fn post_json(&self, path: &str, body: &str) -> (u16, Value) {
+    pub fn post_json(&self, path: &str, body: &str) -> (u16, Value) {
         match ureq::post(&self.url(path))
             .set("Content-Type", "application/json")
             .send_string(body)
