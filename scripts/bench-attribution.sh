@@ -100,11 +100,8 @@ print(f"\nthe tagger's cost (f32, start to results): {with_tagger:.2f} s with it
 f32, bf16 = ([json.loads(l) for l in open(f"{work}/who-{p}.jsonl")] for p in ["f32", "bf16"])
 field = lambda r, role: ((r.get(role) or {}).get("start"), (r.get(role) or {}).get("end"))
 print(f"bf16 against f32 (last round): labels differ on {sum(a['label'] != b['label'] for a, b in zip(f32, bf16))} of {len(f32)} sentences, sources on {sum(field(a, 'source') != field(b, 'source') for a, b in zip(f32, bf16))}, cues on {sum(field(a, 'cue') != field(b, 'cue') for a, b in zip(f32, bf16))}")
-def maxdiff(a, b):
-    A, B = json.load(open(f"{work}/{a}")), json.load(open(f"{work}/{b}"))
-    return max(abs(x - y) for ra, rb in zip(A, B) for x, y in zip(ra, rb)), len(A)
-d1, n1 = maxdiff("st-on-st.json", "pt-on-st.json")
-d2, n2 = maxdiff("st-on-pt.json", "pt-on-pt.json")
-print(f"\ninterop: transformers loads a stance token classifier: max |token logit diff| {d1:.2e} over {n1} sentences ({'ok' if d1 < 1e-4 else 'FAIL'})")
-print(f"interop: stance loads transformers' BertForTokenClassification: max |token logit diff| {d2:.2e} over {n2} sentences ({'ok' if d2 < 1e-4 else 'FAIL'})")
 PY
+echo
+"$py" scripts/bench/interop.py --what "token logit" \
+  "transformers loads a stance token classifier" "$work/st-on-st.json" "$work/pt-on-st.json" \
+  "stance loads transformers' BertForTokenClassification" "$work/st-on-pt.json" "$work/pt-on-pt.json"

@@ -148,22 +148,16 @@ def macro(r):
     m = r.get("metrics", r)
     return m["macro_avg"]["f1"]
 print(f"\nshipped model, test split macro-F1: f32 {macro(f32):.4f}, bf16 {macro(bf16):.4f} (bf16 - f32 = {macro(bf16) - macro(f32):+.4f})")
-def maxdiff(a, b):
-    A, B = json.load(open(f"{work}/{a}")), json.load(open(f"{work}/{b}"))
-    return max(abs(x - y) for ra, rb in zip(A, B) for x, y in zip(ra, rb)), len(A)
-d1, n1 = maxdiff("st-on-st.json", "pt-on-st.json")
-d2, n2 = maxdiff("st-on-pt.json", "pt-on-pt.json")
-print(f"\ninterop: transformers loads a stance checkpoint: max |logit diff| {d1:.2e} over {n1} sentences ({'ok' if d1 < 1e-4 else 'FAIL'})")
-print(f"interop: stance loads a transformers checkpoint: max |logit diff| {d2:.2e} over {n2} sentences ({'ok' if d2 < 1e-4 else 'FAIL'})")
-d3, n3 = maxdiff("st-on-lora.json", "peft-on-lora.json")
-print(f"interop: PEFT loads a stance LoRA adapter: max |logit diff| {d3:.2e} over {n3} sentences ({'ok' if d3 < 1e-4 else 'FAIL'})")
-d4, n4 = maxdiff("st-on-roberta.json", "pt-on-roberta.json")
-print(f"interop: transformers loads a stance RoBERTa checkpoint: max |logit diff| {d4:.2e} over {n4} sentences ({'ok' if d4 < 1e-4 else 'FAIL'})")
-d5, n5 = maxdiff("st-on-ptroberta.json", "pt-on-ptroberta.json")
-print(f"interop: stance loads transformers' RobertaForSequenceClassification: max |logit diff| {d5:.2e} over {n5} sentences ({'ok' if d5 < 1e-4 else 'FAIL'})")
-d6, n6 = maxdiff("st-on-mpnet.json", "pt-on-mpnet.json")
-print(f"interop: transformers loads a stance MPNet checkpoint: max |logit diff| {d6:.2e} over {n6} sentences ({'ok' if d6 < 1e-4 else 'FAIL'})")
-d7, n7 = maxdiff("st-on-ptmpnet.json", "pt-on-ptmpnet.json")
-print(f"interop: stance loads transformers' MPNetForSequenceClassification: max |logit diff| {d7:.2e} over {n7} sentences ({'ok' if d7 < 1e-4 else 'FAIL'})")
 PY
+echo
+interop=0
+"$py" scripts/bench/interop.py \
+  "transformers loads a stance checkpoint" "$work/st-on-st.json" "$work/pt-on-st.json" \
+  "stance loads a transformers checkpoint" "$work/st-on-pt.json" "$work/pt-on-pt.json" \
+  "PEFT loads a stance LoRA adapter" "$work/st-on-lora.json" "$work/peft-on-lora.json" \
+  "transformers loads a stance RoBERTa checkpoint" "$work/st-on-roberta.json" "$work/pt-on-roberta.json" \
+  "stance loads transformers' RobertaForSequenceClassification" "$work/st-on-ptroberta.json" "$work/pt-on-ptroberta.json" \
+  "transformers loads a stance MPNet checkpoint" "$work/st-on-mpnet.json" "$work/pt-on-mpnet.json" \
+  "stance loads transformers' MPNetForSequenceClassification" "$work/st-on-ptmpnet.json" "$work/pt-on-ptmpnet.json" || interop=1
 scripts/bench-attribution.sh "$threads" "$rounds"
+exit "$interop"
