@@ -769,14 +769,16 @@ fn predict(a: PredictArgs) -> Result<()> {
     let articles = stance::input::read_articles(&a.files, format)?;
     let ckpt = load_model(&a.model)?;
     let pb = bar(0, "{elapsed_precise} labelling {pos}/{len} sentences");
-    let mut preds =
-        stance::predict::predict_articles(&ckpt, &articles, a.batch_size, a.precision, |n| {
-            pb.set_position(n as u64)
-        })?;
+    let tagger = load_tagger(&a.who)?;
+    let mut preds = stance::attribution::tagger::label_articles(
+        &ckpt,
+        tagger.as_ref(),
+        &articles,
+        a.batch_size,
+        a.precision,
+        |n| pb.set_position(n as u64),
+    )?;
     pb.finish_and_clear();
-    if let Some(tagger) = load_tagger(&a.who)? {
-        tagger.attribute(&articles, &mut preds, a.precision)?;
-    }
     if let Some(t) = a.threshold {
         stance::predict::apply_threshold(&mut preds, t as f32);
     }

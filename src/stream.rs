@@ -18,7 +18,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::engine::Precision;
 use crate::input::article_from_json;
-use crate::predict::{apply_threshold, predict_articles, Article, RenderOptions};
+use crate::predict::{apply_threshold, Article, RenderOptions};
 use crate::{Error, Result};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -271,12 +271,14 @@ fn flush(
     }
     let articles: Vec<Article> = pending.iter().map(|p| p.article.clone()).collect();
     let base = report.sentences;
-    let mut preds = predict_articles(ckpt, &articles, opts.batch_size, opts.precision, |k| {
-        progress(base + k)
-    })?;
-    if let Some(tagger) = &opts.tagger {
-        tagger.attribute(&articles, &mut preds, opts.precision)?;
-    }
+    let mut preds = crate::attribution::tagger::label_articles(
+        ckpt,
+        opts.tagger.as_deref(),
+        &articles,
+        opts.batch_size,
+        opts.precision,
+        |k| progress(base + k),
+    )?;
     if let Some(t) = opts.threshold {
         apply_threshold(&mut preds, t);
     }

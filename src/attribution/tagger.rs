@@ -146,3 +146,22 @@ impl Tagger {
         Ok(())
     }
 }
+
+/// Label the sentences of `articles` ([`crate::predict::predict_articles`])
+/// and, with a `tagger`, say who claims what in them: what `stance predict`,
+/// its streaming path and `stance serve` all run.
+pub fn label_articles(
+    ckpt: &Checkpoint,
+    tagger: Option<&Tagger>,
+    articles: &[Article],
+    batch_size: usize,
+    precision: Precision,
+    progress: impl FnMut(usize),
+) -> Result<Vec<Prediction>> {
+    let mut preds =
+        crate::predict::predict_articles(ckpt, articles, batch_size, precision, progress)?;
+    if let Some(t) = tagger {
+        t.attribute(articles, &mut preds, precision)?;
+    }
+    Ok(preds)
+}

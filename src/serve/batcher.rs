@@ -8,10 +8,10 @@
 //! (the server answers 503) instead of piling up memory. The worker stops
 //! when the last handle is dropped, after finishing the queued jobs.
 
-use crate::attribution::tagger::Tagger;
+use crate::attribution::tagger::{label_articles, Tagger};
 use crate::checkpoint::Checkpoint;
 use crate::engine::Precision;
-use crate::predict::{predict_articles, Article, Prediction};
+use crate::predict::{Article, Prediction};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -129,14 +129,7 @@ fn work(ckpt: &Checkpoint, tagger: Option<&Tagger>, rx: &mpsc::Receiver<Job>, op
             .iter()
             .flat_map(|j| j.articles.iter().cloned())
             .collect();
-        let labelled = predict_articles(ckpt, &all, opts.batch_size, opts.precision, |_| {})
-            .and_then(|mut preds| {
-                if let Some(t) = tagger {
-                    t.attribute(&all, &mut preds, opts.precision)?;
-                }
-                Ok(preds)
-            });
-        match labelled {
+        match label_articles(ckpt, tagger, &all, opts.batch_size, opts.precision, |_| {}) {
             Ok(preds) => {
                 let mut per_article = crate::predict::by_article(preds).into_iter();
                 for j in jobs {
