@@ -164,6 +164,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchResult> {
                     &vars,
                     1.0,
                     1e-5,
+                    None,
                 )
             };
             step(&bs[0])?;

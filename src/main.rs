@@ -203,6 +203,9 @@ struct TrainArgs {
     /// Stop after this many epochs without a better dev macro-F1 (0: never).
     #[arg(long, default_value_t = 2)]
     patience: usize,
+    /// Memory (MiB) for keeping the frozen layers' output between epochs (--method top: later epochs skip the frozen layers); 0 turns it off.
+    #[arg(long, default_value_t = stance::train::DEFAULT_FROZEN_CACHE_MB)]
+    frozen_cache_mb: usize,
     /// Class weights in the loss: auto ("balanced", n / (k * n_class)), or none (natural priors).
     #[arg(long, value_enum, default_value_t = WeightsArg::Auto)]
     class_weights: WeightsArg,
@@ -619,6 +622,7 @@ fn train(a: TrainArgs) -> Result<()> {
             },
             seed: a.seed,
             patience: a.patience,
+            frozen_cache_mb: a.frozen_cache_mb,
         },
         fit_offsets: a.fit_offsets,
     };

@@ -11,5 +11,5 @@ mod trainer;
 pub use job::{run, DeltaOf, LabelSource, Method, TrainJob, TrainSummary, TrainTask};
 pub use trainer::{
     train, train_step, ClassWeights, EpochReport, Example, Target, TrainConfig, TrainEvent,
-    TrainOutcome,
+    TrainOutcome, DEFAULT_FROZEN_CACHE_MB,
 };

@@ -10,6 +10,7 @@ mod cli;
 mod corpus;
 mod download;
 mod engine;
+mod frozen_cache;
 mod fuzz;
 mod html_view;
 mod model;

@@ -272,6 +272,7 @@ fn fast_config(seed: u64) -> TrainConfig {
         class_weights: ClassWeights::Auto,
         seed,
         patience: 0,
+        frozen_cache_mb: stance::train::DEFAULT_FROZEN_CACHE_MB,
     }
 }
 

@@ -19,8 +19,11 @@
 //! differences with dropout on.
 
 mod attention;
+mod frozen;
 mod kernels;
 mod linear;
+
+pub use frozen::FrozenCache;
 
 use crate::batch::Packed;
 use crate::batch::IGNORE;
@@ -56,6 +59,19 @@ pub fn step(
     class_weights: &[f32],
     dropout: &mut Rng,
 ) -> Result<StepOutput> {
+    step_cached(model, batch, class_weights, dropout, None)
+}
+
+/// [`step`], reading the frozen bottom layers' output of the examples
+/// `idx` (the batch's sentences, in order) from `cache` where it holds all
+/// of them, and keeping it there where it does not.
+pub fn step_cached(
+    model: &BertClassifier,
+    batch: &Packed,
+    class_weights: &[f32],
+    dropout: &mut Rng,
+    cache: Option<(&mut FrozenCache, &[usize])>,
+) -> Result<StepOutput> {
     let labels = batch
         .labels
         .as_ref()
@@ -88,8 +104,17 @@ pub fn step(
             "label id {l} out of range for {k} labels"
         )));
     }
+    if let Some((_, idx)) = &cache {
+        if idx.len() != batch.lengths.len() {
+            return Err(Error::Invalid(format!(
+                "{} example indices for a batch of {} sentences",
+                idx.len(),
+                batch.lengths.len()
+            )));
+        }
+    }
     let w = Weights::new(model)?;
-    let fwd = forward(model, &w, batch, dropout)?;
+    let fwd = forward(model, &w, batch, dropout, cache)?;
     let (loss, dlogits) = if token {
         token_cross_entropy(&fwd.logits, labels, class_weights, k)?
     } else {
@@ -439,6 +464,7 @@ fn forward(
     wts: &Weights,
     batch: &Packed,
     rng: &mut Rng,
+    mut cache: Option<(&mut FrozenCache, &[usize])>,
 ) -> Result<Forward> {
     let c = &model.config;
     let (h, inter, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps as f32);
@@ -484,47 +510,23 @@ fn forward(
     // trained layer attention, attention output, output; then the head.
     let mut mask = |p: f64, train: bool| Mask::draw(p, train.then_some(&mut *rng));
 
-    // Embeddings: word + token type (none for MPNet) + position, layer norm, dropout.
-    let e = &spec.embeddings;
-    let (word, typ, pos) = (
-        wts.get(&e.word),
-        e.token_type.as_deref().map(|t| wts.get(t)),
-        wts.get(&e.position),
-    );
-    let mut emb = vec![0f32; rows * h];
-    let offset = spec.position_offset;
-    for s in 0..packing.sentences() {
-        for (p, r) in (packing.starts[s]..packing.starts[s + 1]).enumerate() {
-            let p = p + offset;
-            let (id, ty) = (batch.ids[r] as usize, batch.type_ids[r] as usize);
-            let out = &mut emb[r * h..(r + 1) * h];
-            let (w, ps) = (&word[id * h..(id + 1) * h], &pos[p * h..(p + 1) * h]);
-            // Summed as word + type + position, in that order (the engine's
-            // and the graph's order, and what earlier runs' bits depend on).
-            match typ {
-                Some(typ) => out
-                    .iter_mut()
-                    .zip(w)
-                    .zip(&typ[ty * h..(ty + 1) * h])
-                    .zip(ps)
-                    .for_each(|(((o, a), b), c)| *o = a + b + c),
-                None => out
-                    .iter_mut()
-                    .zip(w)
-                    .zip(ps)
-                    .for_each(|((o, a), c)| *o = a + c),
-            }
-        }
-    }
-    let mut x = emb.clone();
-    layer_norm(
-        &mut x,
-        wts.get(&e.norm.weight()),
-        wts.get(&e.norm.bias()),
-        eps,
-    );
-    let emb_mask = mask(c.hidden_dropout_prob, model.frozen_layers().is_none());
-    emb_mask.apply(&mut x);
+    // The frozen bottom's output, when the cache holds every sentence's
+    // (no mask is drawn below the trained layers, so skipping them leaves
+    // the dropout stream as it was).
+    let kept = match &cache {
+        Some((c, idx)) => c.gather(idx, &batch.lengths)?.map(|x| (c.layer(), x)),
+        None => None,
+    };
+    let first_layer = kept.as_ref().map_or(0, |(l, _)| *l);
+    let (emb, emb_mask, mut x) = if let Some((_, x)) = kept {
+        (Vec::new(), Mask::draw(0.0, None), x)
+    } else {
+        // Embeddings, then their dropout (off when layers are frozen).
+        let (emb, mut x) = embed(model, wts, batch, &packing);
+        let emb_mask = mask(c.hidden_dropout_prob, model.frozen_layers().is_none());
+        emb_mask.apply(&mut x);
+        (emb, emb_mask, x)
+    };
 
     let dims = Dims {
         hidden: h,
@@ -534,6 +536,10 @@ fn forward(
     let relative_bias = relative_bias(spec, wts);
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for (i, l) in spec.layers.iter().enumerate() {
+        if i < first_layer {
+            layers.push(None);
+            continue;
+        }
         let train = i >= frozen;
         let d = l.denses().map(|s| Dense::new(wts, &s.name, s.out, s.inp));
         let (q, zq) = d[0].forward(&x, rows);
@@ -590,6 +596,9 @@ fn forward(
             mask2,
         }));
         x = out;
+        if let Some((c, idx)) = cache.as_mut().filter(|(c, _)| c.layer() == i + 1) {
+            c.store(idx, &batch.lengths, &x)?;
+        }
     }
 
     let hd = &spec.head;
@@ -646,6 +655,59 @@ fn forward(
         cls_mask,
         logits,
     })
+}
+
+/// Word + token type (none for MPNet) + position embeddings, before and
+/// after their layer norm.
+fn embed(
+    model: &BertClassifier,
+    wts: &Weights,
+    batch: &Packed,
+    packing: &Packing,
+) -> (Vec<f32>, Vec<f32>) {
+    let c = &model.config;
+    let (h, eps) = (c.hidden_size, c.layer_norm_eps as f32);
+    let spec = &model.spec;
+    let rows = batch.ids.len();
+    let e = &spec.embeddings;
+    let (word, typ, pos) = (
+        wts.get(&e.word),
+        e.token_type.as_deref().map(|t| wts.get(t)),
+        wts.get(&e.position),
+    );
+    let mut emb = vec![0f32; rows * h];
+    let offset = spec.position_offset;
+    for s in 0..packing.sentences() {
+        for (p, r) in (packing.starts[s]..packing.starts[s + 1]).enumerate() {
+            let p = p + offset;
+            let (id, ty) = (batch.ids[r] as usize, batch.type_ids[r] as usize);
+            let out = &mut emb[r * h..(r + 1) * h];
+            let (w, ps) = (&word[id * h..(id + 1) * h], &pos[p * h..(p + 1) * h]);
+            // Summed as word + type + position, in that order (the engine's
+            // and the graph's order, and what earlier runs' bits depend on).
+            match typ {
+                Some(typ) => out
+                    .iter_mut()
+                    .zip(w)
+                    .zip(&typ[ty * h..(ty + 1) * h])
+                    .zip(ps)
+                    .for_each(|(((o, a), b), c)| *o = a + b + c),
+                None => out
+                    .iter_mut()
+                    .zip(w)
+                    .zip(ps)
+                    .for_each(|((o, a), c)| *o = a + c),
+            }
+        }
+    }
+    let mut x = emb.clone();
+    layer_norm(
+        &mut x,
+        wts.get(&e.norm.weight()),
+        wts.get(&e.norm.bias()),
+        eps,
+    );
+    (emb, x)
 }
 
 fn relative_bias(spec: &ModelSpec, wts: &Weights) -> Option<RelativeBias> {
