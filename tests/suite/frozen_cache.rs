@@ -9,7 +9,7 @@ use candle_core::Device;
 use stance::checkpoint::{load, load_base, Checkpoint};
 use stance::labels::LabelSet;
 use stance::train::native::FrozenCache;
-use stance::train::{train, ClassWeights, Example, Target, TrainConfig, TrainEvent};
+use stance::train::{train, Example, Target, TrainConfig, TrainEvent};
 
 fn examples(ckpt: &Checkpoint, copies: usize) -> Vec<Example> {
     let texts: Vec<&str> = common::TRAIN_ROWS.iter().map(|r| r.0).collect();
@@ -30,13 +30,10 @@ fn config(frozen_cache_mb: usize) -> TrainConfig {
         epochs: 3,
         batch_size: 4,
         lr: 5e-3,
-        weight_decay: 0.01,
-        warmup_ratio: 0.1,
-        max_grad_norm: 1.0,
-        class_weights: ClassWeights::Auto,
         seed: 7,
         patience: 0,
         frozen_cache_mb,
+        ..TrainConfig::default()
     }
 }
 
