@@ -98,22 +98,13 @@ impl FrozenCache {
 }
 
 /// How many bottom layers' output is fixed during training: the frozen
-/// layers, when nothing they read (embeddings, a shared relative-position
-/// table, their own tensors) is trained. 0 when nothing can be kept.
+/// layers, when backward reaches none of them nor the embeddings (no
+/// embedding table, shared relative-position table or adapter below the
+/// trained layers learns). 0 when nothing can be kept.
 fn cacheable_layers(model: &BertClassifier) -> usize {
-    let Some(frozen) = model.frozen_layers().filter(|&f| f > 0) else {
-        return 0;
-    };
-    let spec = &model.spec;
-    let p = &model.params;
-    let below: Vec<String> = (0..frozen.min(spec.layers.len()))
-        .map(|i| format!("{}.", spec.layers[i].prefix))
-        .collect();
-    let learns_below = p.names().iter().any(|name| {
-        p.is_trainable(name)
-            && (spec.is_shared_input(name) || below.iter().any(|l| name.starts_with(l.as_str())))
-    });
-    if learns_below {
+    let frozen = model.frozen_layers().unwrap_or(0);
+    let reach = super::reach(model);
+    if reach.embeddings || reach.lowest_layer < frozen {
         0
     } else {
         frozen
