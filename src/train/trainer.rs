@@ -67,7 +67,7 @@ pub enum ClassWeights {
 }
 
 /// [`TrainConfig::frozen_cache_mb`] unless asked otherwise: the shipped
-/// recipe's data (14,072 sentences on MPNet) needs about 1.3 GiB.
+/// recipe's data (14,072 sentences on MPNet) needs 1,215 MiB.
 pub const DEFAULT_FROZEN_CACHE_MB: usize = 4096;
 
 #[derive(Debug, Clone, Serialize)]

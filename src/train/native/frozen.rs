@@ -17,7 +17,6 @@ pub struct FrozenCache {
     layer: usize,
     hidden: usize,
     rows: Vec<Option<Box<[f32]>>>,
-    bytes: usize,
 }
 
 impl FrozenCache {
@@ -31,7 +30,6 @@ impl FrozenCache {
             layer,
             hidden: model.config.hidden_size,
             rows: vec![None; examples],
-            bytes: 0,
         })
     }
 
@@ -44,11 +42,6 @@ impl FrozenCache {
     /// layers).
     pub fn layer(&self) -> usize {
         self.layer
-    }
-
-    /// Bytes held so far.
-    pub fn bytes(&self) -> usize {
-        self.bytes
     }
 
     /// The kept states of examples `idx`, packed in that order, when every
@@ -80,7 +73,6 @@ impl FrozenCache {
             let end = start + len * h;
             if self.slot(i)?.is_none() {
                 self.rows[i] = Some(x[start..end].into());
-                self.bytes += (end - start) * std::mem::size_of::<f32>();
             }
             start = end;
         }
