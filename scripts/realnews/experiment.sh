@@ -9,14 +9,15 @@
 #   scripts/realnews/experiment.sh NAME --train FILES... [train flags]
 #
 # The base is all-MiniLM-L6-v2 unless BASE=mpnet (all-mpnet-base-v2, from
-# scripts/fetch-base-model.sh mpnet).
+# scripts/fetch-base-model.sh mpnet). STANCE_BIN picks the binary (default
+# target/release/stance), so a rebuild cannot change a run under way.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 name=$1; shift
 runs=${RUNS:-experiments/runs.jsonl}
 out=experiments/$name
 mkdir -p experiments
-bin=target/release/stance
+bin=${STANCE_BIN:-target/release/stance}
 real=data/real/build
 start=$(date +%s)
 case ${BASE:-minilm} in

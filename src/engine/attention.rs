@@ -78,8 +78,21 @@ impl RelativeBias {
 
     /// Add head `h`'s bias to the `[len, cols]` scores of one sentence.
     pub(crate) fn add(&self, h: usize, s: &mut [f32], len: usize, cols: usize) {
+        self.add_queries(h, s, len, len, cols);
+    }
+
+    /// Add head `h`'s bias to the scores of a sentence's first `queries`
+    /// tokens against all its `len` keys (`[queries, cols]`).
+    pub(crate) fn add_queries(
+        &self,
+        h: usize,
+        s: &mut [f32],
+        queries: usize,
+        len: usize,
+        cols: usize,
+    ) {
         let row = &self.by_distance[h * self.width()..(h + 1) * self.width()];
-        for i in 0..len {
+        for i in 0..queries {
             // key j, query i: index j - i + span - 1, contiguous in j.
             let from = self.span - 1 - i;
             s[i * cols..i * cols + len]
@@ -148,8 +161,26 @@ pub fn attention(
         .for_each(|(start, out)| {
             let len = out.len() / hidden;
             let rows = &qkv[start * 3 * hidden..(start + len) * 3 * hidden];
-            attend(rows, out, len, hidden, heads, bias);
+            attend(rows, out, len, len, hidden, heads, bias);
         });
+}
+
+/// [`attention`] for each sentence's first token only: `ctx[sentences,
+/// hidden]` is what its first query gathers from all the sentence's keys and
+/// values. A sentence classifier reads nothing else from the last layer.
+pub fn attention_first(
+    qkv: &[f32],
+    ctx: &mut [f32],
+    packing: &Packing,
+    hidden: usize,
+    heads: usize,
+    bias: Option<&RelativeBias>,
+) {
+    ctx.par_chunks_mut(hidden).enumerate().for_each(|(s, out)| {
+        let (start, end) = (packing.starts[s], packing.starts[s + 1]);
+        let rows = &qkv[start * 3 * hidden..end * 3 * hidden];
+        attend(rows, out, 1, end - start, hidden, heads, bias);
+    });
 }
 
 /// Scores past the real columns to -inf, so one softmax over whole padded
@@ -162,12 +193,14 @@ pub(crate) fn mask_padding(s: &mut [f32], len: usize, cols: usize) {
     }
 }
 
-/// Attention for one sentence of `len` tokens, head by head: scores
-/// against the keys transposed and padded, softmax over the real columns,
-/// then the weighted sum of the values ([`super::head_matmul`]).
+/// Attention for the first `queries` tokens of one sentence of `len`
+/// tokens, head by head: scores against the keys transposed and padded,
+/// softmax over the real columns, then the weighted sum of the values
+/// ([`super::head_matmul`]). `out` is `[queries, hidden]`.
 fn attend(
     qkv: &[f32],
     out: &mut [f32],
+    queries: usize,
     len: usize,
     hidden: usize,
     heads: usize,
@@ -177,35 +210,35 @@ fn attend(
     let cols = padded(len);
     let stride = 3 * hidden;
     let (mut q, mut k, mut v) = (
-        vec![0f32; len * d],
+        vec![0f32; queries * d],
         vec![0f32; len * d],
         vec![0f32; len * d],
     );
     let (mut k_t, mut s, mut o) = (
         vec![0f32; d * cols],
-        vec![0f32; len * cols],
-        vec![0f32; len * d],
+        vec![0f32; queries * cols],
+        vec![0f32; queries * d],
     );
     for h in 0..heads {
-        for (buf, off) in [
-            (&mut q, h * d),
-            (&mut k, hidden + h * d),
-            (&mut v, 2 * hidden + h * d),
+        for (buf, off, n) in [
+            (&mut q, h * d, queries),
+            (&mut k, hidden + h * d, len),
+            (&mut v, 2 * hidden + h * d, len),
         ] {
-            for i in 0..len {
+            for i in 0..n {
                 buf[i * d..(i + 1) * d]
                     .copy_from_slice(&qkv[i * stride + off..i * stride + off + d]);
             }
         }
         transpose_padded(&k, len, d, cols, &mut k_t);
-        scores(&q, &k_t, &mut s, len, cols, d, 1.0 / (d as f32).sqrt());
+        scores(&q, &k_t, &mut s, queries, cols, d, 1.0 / (d as f32).sqrt());
         if let Some(b) = bias {
-            b.add(h, &mut s, len, cols);
+            b.add_queries(h, &mut s, queries, len, cols);
         }
         mask_padding(&mut s, len, cols);
         softmax_rows(&mut s, cols);
-        weighted_sum(&s, &v, &mut o, len, len, cols, d, 1.0);
-        for i in 0..len {
+        weighted_sum(&s, &v, &mut o, queries, len, cols, d, 1.0);
+        for i in 0..queries {
             out[i * hidden + h * d..i * hidden + (h + 1) * d]
                 .copy_from_slice(&o[i * d..(i + 1) * d]);
         }
@@ -233,6 +266,29 @@ mod tests {
         let want = [7.0, -7.0, 4.0, 2.0, 4.0, 2.0];
         for (a, b) in ctx.iter().zip(want) {
             assert!((a - b).abs() < 1e-5, "{ctx:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_tokens_attention_is_the_first_row_of_the_full_one() {
+        // Two heads of 16 over sentences of 1, 5 and 19 tokens, with and
+        // without a relative-position bias.
+        let (hidden, heads) = (32, 2);
+        let p = Packing::new([1, 5, 19]);
+        let qkv: Vec<f32> = (0..p.rows() * 3 * hidden)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        let table: Vec<f32> = (0..32 * heads).map(|i| (i as f32 * 0.37).sin()).collect();
+        let rel = RelativeBias::new(&table, heads, 32);
+        for bias in [None, Some(&rel)] {
+            let mut full = vec![0f32; p.rows() * hidden];
+            attention(&qkv, &mut full, &p, hidden, heads, bias);
+            let mut first = vec![0f32; p.sentences() * hidden];
+            attention_first(&qkv, &mut first, &p, hidden, heads, bias);
+            for s in 0..p.sentences() {
+                let want = &full[p.starts[s] * hidden..(p.starts[s] + 1) * hidden];
+                assert_eq!(&first[s * hidden..(s + 1) * hidden], want, "sentence {s}");
+            }
         }
     }
 }
