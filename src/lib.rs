@@ -24,6 +24,7 @@ pub mod html;
 pub mod hub;
 pub mod infer;
 pub mod input;
+pub mod labeller;
 pub mod labels;
 pub mod memory;
 pub(crate) mod metrics;

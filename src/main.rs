@@ -774,12 +774,9 @@ fn predict(a: PredictArgs) -> Result<()> {
     let ckpt = load_model(&a.model)?;
     let pb = bar(0, "{elapsed_precise} labelling {pos}/{len} sentences");
     let tagger = load_tagger(&a.who)?;
-    let mut preds = stance::attribution::tagger::label_articles(
-        &ckpt,
-        tagger.as_ref(),
+    let mut preds = stance::labeller::Labeller::new(&ckpt, tagger.as_ref(), a.precision)?.label(
         &articles,
         a.batch_size,
-        a.precision,
         |n| pb.set_position(n as u64),
     )?;
     pb.finish_and_clear();

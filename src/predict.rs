@@ -2,8 +2,8 @@
 //! render the result as a table, JSONL or CSV.
 
 use crate::checkpoint::Checkpoint;
-use crate::engine::Precision;
-use crate::infer::{argmax, predict_logits};
+use crate::engine::Engine;
+use crate::infer::{argmax, engine_logits};
 use crate::splitter::split_sentences;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -82,11 +82,13 @@ pub fn article_ranges(preds: &[Prediction]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// Label every sentence of `articles` with `engine`, the engine of `ckpt`'s
+/// model ([`crate::labeller::Labeller`] builds it once for many calls).
 pub fn predict_articles(
     ckpt: &Checkpoint,
+    engine: &Engine,
     articles: &[Article],
     batch_size: usize,
-    precision: Precision,
     progress: impl FnMut(usize),
 ) -> Result<Vec<Prediction>> {
     let mut spans = Vec::new();
@@ -117,7 +119,7 @@ pub fn predict_articles(
         ckpt.encoder.encode_flagged(&texts, None)?
     };
     let (encs, long) = encs;
-    let logits = predict_logits(&ckpt.model, &encs, batch_size, precision, progress)?;
+    let logits = engine_logits(engine, &encs, batch_size, progress)?;
     let mut out = Vec::with_capacity(texts.len());
     let mut k = 0;
     for (a, ss) in articles.iter().zip(&spans) {

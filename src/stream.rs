@@ -18,6 +18,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::engine::Precision;
 use crate::input::article_from_json;
+use crate::labeller::Labeller;
 use crate::predict::{apply_threshold, Article, RenderOptions};
 use crate::{Error, Result};
 use serde_json::{json, Value};
@@ -159,6 +160,8 @@ pub fn stream_jsonl(
     report: &mut StreamReport,
     progress: &mut dyn FnMut(usize),
 ) -> Result<()> {
+    // The engines are built once for all of this stream's chunks.
+    let labeller = Labeller::new(ckpt, opts.tagger.as_deref(), opts.precision)?;
     let mut pending: Vec<Pending> = Vec::new();
     let mut waiting = 0usize;
     let mut line = Vec::new();
@@ -180,7 +183,7 @@ pub fn stream_jsonl(
             }
             report.skipped += 1;
             // Earlier articles first, so an inline record keeps its place.
-            flush(ckpt, &mut pending, out, opts, report, progress)?;
+            flush(&labeller, &mut pending, out, opts, report, progress)?;
             waiting = 0;
             let rec = json!({"id": id, "line": n, "error": format!("{name}:{n}: {msg}")});
             let w: &mut dyn Write = match errors.as_mut() {
@@ -196,11 +199,11 @@ pub fn stream_jsonl(
         // Label when enough has gathered, or when the input has nothing more
         // buffered (a pipe written by hand or by a slow producer).
         if !pending.is_empty() && (waiting >= opts.chunk_sentences || input.buffer().is_empty()) {
-            flush(ckpt, &mut pending, out, opts, report, progress)?;
+            flush(&labeller, &mut pending, out, opts, report, progress)?;
             waiting = 0;
         }
     }
-    flush(ckpt, &mut pending, out, opts, report, progress)
+    flush(&labeller, &mut pending, out, opts, report, progress)
 }
 
 type LineError = (Value, String);
@@ -259,7 +262,7 @@ fn parse_line(
 }
 
 fn flush(
-    ckpt: &Checkpoint,
+    labeller: &Labeller,
     pending: &mut Vec<Pending>,
     out: &mut dyn Write,
     opts: &StreamOptions,
@@ -271,14 +274,7 @@ fn flush(
     }
     let articles: Vec<Article> = pending.iter().map(|p| p.article.clone()).collect();
     let base = report.sentences;
-    let mut preds = crate::attribution::tagger::label_articles(
-        ckpt,
-        opts.tagger.as_deref(),
-        &articles,
-        opts.batch_size,
-        opts.precision,
-        |k| progress(base + k),
-    )?;
+    let mut preds = labeller.label(&articles, opts.batch_size, |k| progress(base + k))?;
     if let Some(t) = opts.threshold {
         apply_threshold(&mut preds, t);
     }

@@ -27,7 +27,7 @@ pub fn evaluate(
             (d.text.as_str(), sentence_bytes(&d.text, &sentences))
         })
         .collect();
-    let predicted = tagger.spans(&inputs, precision)?;
+    let predicted = tagger.spans(&inputs, &tagger.engine(precision)?)?;
     let triples: Vec<(&str, &[super::Span], &[super::Span])> = docs
         .iter()
         .zip(&predicted)

@@ -58,15 +58,21 @@ impl Tagger {
         Ok(Tagger { ckpt })
     }
 
+    /// This tagger's engine in `precision`, for [`Tagger::spans`] and
+    /// [`Tagger::attribute`].
+    pub fn engine(&self, precision: Precision) -> Result<Engine> {
+        Engine::new(&self.ckpt.model, precision)
+    }
+
     /// The spans of each article (`text`, its sentences' byte ranges), in
     /// article byte offsets, sorted by start. Windows of all articles share
     /// batches.
+    /// `engine` is this tagger's ([`Tagger::engine`]).
     pub fn spans(
         &self,
         articles: &[(&str, Vec<Range<usize>>)],
-        precision: Precision,
+        engine: &Engine,
     ) -> Result<Vec<Vec<Span>>> {
-        let engine = Engine::new(&self.ckpt.model, precision)?;
         let max_len = self.ckpt.settings.max_len;
         let mut all = Vec::new();
         let mut owner = Vec::new();
@@ -77,7 +83,7 @@ impl Tagger {
             }
         }
         let encs: Vec<_> = all.iter().map(|w| w.enc.clone()).collect();
-        let logits = crate::infer::engine_logits(&engine, &encs, BATCH, |_| {})?;
+        let logits = crate::infer::engine_logits(engine, &encs, BATCH, |_| {})?;
         let mut out = vec![Vec::new(); articles.len()];
         for ((w, l), &i) in all.iter().zip(&logits).zip(&owner) {
             out[i].extend(decode(w, l));
@@ -98,7 +104,7 @@ impl Tagger {
         &self,
         articles: &[Article],
         preds: &mut [Prediction],
-        precision: Precision,
+        engine: &Engine,
     ) -> Result<()> {
         let groups = crate::predict::article_ranges(preds);
         if groups.len() != articles.len() {
@@ -121,7 +127,7 @@ impl Tagger {
                 (a.text.as_str(), ranges)
             })
             .collect();
-        let spans = self.spans(&inputs, precision)?;
+        let spans = self.spans(&inputs, engine)?;
         for (((a, g), o), (spans, (_, ranges))) in articles
             .iter()
             .zip(&groups)
@@ -145,23 +151,4 @@ impl Tagger {
         }
         Ok(())
     }
-}
-
-/// Label the sentences of `articles` ([`crate::predict::predict_articles`])
-/// and, with a `tagger`, say who claims what in them: what `stance predict`,
-/// its streaming path and `stance serve` all run.
-pub fn label_articles(
-    ckpt: &Checkpoint,
-    tagger: Option<&Tagger>,
-    articles: &[Article],
-    batch_size: usize,
-    precision: Precision,
-    progress: impl FnMut(usize),
-) -> Result<Vec<Prediction>> {
-    let mut preds =
-        crate::predict::predict_articles(ckpt, articles, batch_size, precision, progress)?;
-    if let Some(t) = tagger {
-        t.attribute(articles, &mut preds, precision)?;
-    }
-    Ok(preds)
 }

@@ -8,9 +8,10 @@
 //! (the server answers 503) instead of piling up memory. The worker stops
 //! when the last handle is dropped, after finishing the queued jobs.
 
-use crate::attribution::tagger::{label_articles, Tagger};
+use crate::attribution::tagger::Tagger;
 use crate::checkpoint::Checkpoint;
 use crate::engine::Precision;
+use crate::labeller::Labeller;
 use crate::predict::{Article, Prediction};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -106,6 +107,17 @@ impl Batcher {
 }
 
 fn work(ckpt: &Checkpoint, tagger: Option<&Tagger>, rx: &mpsc::Receiver<Job>, opts: BatchOptions) {
+    // The engines are built once, for every batch the server will label.
+    let labeller = match Labeller::new(ckpt, tagger, opts.precision) {
+        Ok(l) => l,
+        Err(e) => {
+            let msg = format!("the model cannot run: {e}");
+            while let Ok(j) = rx.recv() {
+                let _ = j.reply.send(Err(msg.clone()));
+            }
+            return;
+        }
+    };
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let mut waiting = jobs[0].sentences;
@@ -129,7 +141,7 @@ fn work(ckpt: &Checkpoint, tagger: Option<&Tagger>, rx: &mpsc::Receiver<Job>, op
             .iter()
             .flat_map(|j| j.articles.iter().cloned())
             .collect();
-        match label_articles(ckpt, tagger, &all, opts.batch_size, opts.precision, |_| {}) {
+        match labeller.label(&all, opts.batch_size, |_| {}) {
             Ok(preds) => {
                 let mut per_article = crate::predict::by_article(preds).into_iter();
                 for j in jobs {

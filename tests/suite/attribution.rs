@@ -9,6 +9,7 @@ use crate::common;
 use stance::attribution::tags::{decode, gold_tags, tag, windows, TAGS};
 use stance::attribution::{Role, Span};
 use stance::batch::{TextEncoder, IGNORE};
+use stance::engine::Precision;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -311,6 +312,43 @@ fn a_trained_tagger_is_a_token_classifier_that_finds_cues_and_sources() {
     let sentence_model =
         common::train_tiny_from(env!("CARGO_BIN_EXE_stance"), d, Path::new("base"));
     let model = sentence_model.to_str().unwrap();
+
+    // One Labeller builds its engines once and answers call after call as
+    // a fresh one does: nothing carries over between batches (serve's
+    // batches and a stream's chunks reuse one).
+    {
+        use stance::labeller::Labeller;
+        use stance::predict::Article;
+        let ckpt = stance::checkpoint::load(&sentence_model, &candle_core::Device::Cpu).unwrap();
+        let tagger = stance::attribution::tagger::Tagger::load(&d.join("tagger")).unwrap();
+        let art = |name: &str, text: &str| Article {
+            name: name.into(),
+            text: text.into(),
+        };
+        let a = vec![art(
+            "a",
+            "“A deal was near,” the club said. The plant opened in 1820.",
+        )];
+        let b = vec![
+            art(
+                "b",
+                "Reports said the mayor resigned. He denied it on Monday.",
+            ),
+            art("c", "Rain fell."),
+        ];
+        let json = |p: Vec<stance::predict::Prediction>| serde_json::to_string(&p).unwrap();
+        let fresh = |arts: &[Article]| {
+            let l = Labeller::new(&ckpt, Some(&tagger), Precision::F32).unwrap();
+            json(l.label(arts, 2, |_| {}).unwrap())
+        };
+        let reused = Labeller::new(&ckpt, Some(&tagger), Precision::F32).unwrap();
+        let first = json(reused.label(&a, 2, |_| {}).unwrap());
+        assert!(first.contains("\"source\""), "{first}");
+        assert_eq!(json(reused.label(&b, 2, |_| {}).unwrap()), fresh(&b));
+        assert_eq!(json(reused.label(&a, 2, |_| {}).unwrap()), first);
+        assert_eq!(first, fresh(&a));
+    }
+
     let predict = |format: &str, extra: &[&str], input: &str| {
         let mut args = vec![
             "predict", "--model", model, "--tagger", "tagger", "--format", format,
