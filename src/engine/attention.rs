@@ -76,11 +76,6 @@ impl RelativeBias {
         2 * self.span - 1
     }
 
-    /// Add head `h`'s bias to the `[len, cols]` scores of one sentence.
-    pub(crate) fn add(&self, h: usize, s: &mut [f32], len: usize, cols: usize) {
-        self.add_queries(h, s, len, len, cols);
-    }
-
     /// Add head `h`'s bias to the scores of a sentence's first `queries`
     /// tokens against all its `len` keys (`[queries, cols]`).
     pub(crate) fn add_queries(
@@ -122,19 +117,21 @@ impl RelativeBias {
         vec![0f32; self.by_distance.len()]
     }
 
-    /// Add the `[len, cols]` score gradient of head `h` into `grad`
-    /// (laid out like the bias).
-    pub(crate) fn accumulate(
+    /// Add the `[queries, cols]` score gradient of head `h` (a sentence's
+    /// first `queries` tokens against its `len` keys) into `grad` (laid out
+    /// like the bias).
+    pub(crate) fn accumulate_queries(
         &self,
         h: usize,
         ds: &[f32],
+        queries: usize,
         len: usize,
         cols: usize,
         grad: &mut [f32],
     ) {
         let width = self.width();
         let row = &mut grad[h * width..(h + 1) * width];
-        for i in 0..len {
+        for i in 0..queries {
             let from = self.span - 1 - i;
             row[from..from + len]
                 .iter_mut()

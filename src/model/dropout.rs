@@ -98,6 +98,19 @@ impl Mask {
         });
     }
 
+    /// `x <- x * mask` for some rows of a `[rows, width]` site: `x` holds
+    /// packed rows `rows[0]`, `rows[1]`, ... one after another.
+    pub fn apply_at(&self, x: &mut [f32], rows: &[usize], width: usize) {
+        if !self.active {
+            return;
+        }
+        for (xs, &r) in x.chunks_exact_mut(width).zip(rows) {
+            xs.iter_mut()
+                .enumerate()
+                .for_each(|(j, v)| *v *= self.factor((r * width + j) as u64));
+        }
+    }
+
     /// For a padded `[b, t, width]` tensor of sentences of `lens` tokens:
     /// `x * mask`, a real token's element numbered by its packed row
     /// (padding is left as it is; nothing reads it).

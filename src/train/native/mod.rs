@@ -347,6 +347,20 @@ fn layer_norm_backward(
     (dx, dw, db)
 }
 
+/// Rows `rows` of `x` (`[_, width]`), one after another.
+fn gather_rows(x: &[f32], rows: &[usize], width: usize) -> Vec<f32> {
+    rows.iter()
+        .flat_map(|&r| x[r * width..(r + 1) * width].iter().copied())
+        .collect()
+}
+
+/// `dst[rows[i]] += src[i]` row by row (`[_, width]`).
+fn scatter_add_rows(src: &[f32], rows: &[usize], width: usize, dst: &mut [f32]) {
+    for (s, &r) in src.chunks_exact(width).zip(rows) {
+        add_into(&mut dst[r * width..(r + 1) * width], s);
+    }
+}
+
 fn add_into(x: &mut [f32], y: &[f32]) {
     x.par_chunks_mut(16384)
         .zip(y.par_chunks(16384))
@@ -396,6 +410,10 @@ fn activate_backward(u: &[f32], dg: &[f32], act: Activation) -> Vec<f32> {
 /// What one encoder layer keeps for backward.
 struct LayerSaved {
     x: Vec<f32>,
+    /// With only each sentence's first token past the keys and values (a
+    /// sentence head's last layer): `x` at those rows. Everything from `q`
+    /// on but `k` and `v` then has one row per sentence.
+    x_first: Option<Vec<f32>>,
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
@@ -532,8 +550,20 @@ fn forward(
         hidden: h,
         heads: c.num_attention_heads,
         rows,
+        first_only: false,
     };
     let relative_bias = relative_bias(spec, wts);
+    let b = packing.sentences();
+    let starts = &packing.starts[..b];
+    // A sentence head reads only the first token of the last layer, so that
+    // layer runs past its keys and values for those rows alone (unless the
+    // cache keeps the last layer's every row).
+    let last = spec.layers.len().saturating_sub(1);
+    let first_only_last = spec.head.pooler.is_some()
+        && cache
+            .as_ref()
+            .is_none_or(|(c, _)| c.layer() != spec.layers.len());
+    let mut x_is_first = false;
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for (i, l) in spec.layers.iter().enumerate() {
         if i < first_layer {
@@ -541,21 +571,35 @@ fn forward(
             continue;
         }
         let train = i >= frozen;
+        let first = first_only_last && i == last;
         let d = l.denses().map(|s| Dense::new(wts, &s.name, s.out, s.inp));
-        let (q, zq) = d[0].forward(&x, rows);
+        let x_first = first.then(|| gather_rows(&x, starts, h));
+        let (q_in, qrows) = match &x_first {
+            Some(xf) => (&xf[..], b),
+            None => (&x[..], rows),
+        };
+        let drop_rows = |m: &Mask, y: &mut [f32]| match first {
+            true => m.apply_at(y, starts, h),
+            false => m.apply(y),
+        };
+        let (q, zq) = d[0].forward(q_in, qrows);
         let (k, zk) = d[1].forward(&x, rows);
         let (v, zv) = d[2].forward(&x, rows);
         let attn_mask = mask(c.attention_probs_dropout_prob, train);
-        let mut ctx = vec![0f32; rows * h];
+        let mut ctx = vec![0f32; qrows * h];
         let extras = Extras {
             mask: &attn_mask,
             bias: relative_bias.as_ref(),
         };
+        let dims = Dims {
+            first_only: first,
+            ..dims
+        };
         let probs = attention::forward(&q, &k, &v, &mut ctx, &packing, dims, extras);
-        let (mut r1, za) = d[3].forward(&ctx, rows);
+        let (mut r1, za) = d[3].forward(&ctx, qrows);
         let mask1 = mask(c.hidden_dropout_prob, train);
-        mask1.apply(&mut r1);
-        add_into(&mut r1, &x);
+        drop_rows(&mask1, &mut r1);
+        add_into(&mut r1, q_in);
         let mut h1 = r1.clone();
         layer_norm(
             &mut h1,
@@ -563,11 +607,11 @@ fn forward(
             wts.get(&l.attn_norm.bias()),
             eps,
         );
-        let (u, zi) = d[4].forward(&h1, rows);
+        let (u, zi) = d[4].forward(&h1, qrows);
         let g = activate(&u, act);
-        let (mut r2, zo) = d[5].forward(&g, rows);
+        let (mut r2, zo) = d[5].forward(&g, qrows);
         let mask2 = mask(c.hidden_dropout_prob, train);
-        mask2.apply(&mut r2);
+        drop_rows(&mask2, &mut r2);
         add_into(&mut r2, &h1);
         let mut out = r2.clone();
         layer_norm(
@@ -576,10 +620,11 @@ fn forward(
             wts.get(&l.out_norm.bias()),
             eps,
         );
-        debug_assert_eq!(u.len(), rows * inter);
+        debug_assert_eq!(u.len(), qrows * inter);
         let keep = i >= reach.lowest_layer;
         layers.push(keep.then(|| LayerSaved {
             x: std::mem::take(&mut x),
+            x_first,
             q,
             k,
             v,
@@ -596,6 +641,7 @@ fn forward(
             mask2,
         }));
         x = out;
+        x_is_first = first;
         if let Some((c, idx)) = cache.as_mut().filter(|(c, _)| c.layer() == i + 1) {
             c.store(idx, &batch.lengths, &x)?;
         }
@@ -625,12 +671,11 @@ fn forward(
         });
     };
     // Pooler (tanh of a dense layer on each sentence's first token), dropout, classifier.
-    let b = packing.sentences();
-    let mut cls = vec![0f32; b * h];
-    for s in 0..b {
-        let r = packing.starts[s];
-        cls[s * h..(s + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
-    }
+    let mut cls = if x_is_first {
+        x
+    } else {
+        gather_rows(&x, starts, h)
+    };
     // RoBERTa's head drops the first token out before its dense layer (the
     // mask's seed is drawn first, as the graph draws it).
     let cls_in_mask = mask(head_dropout, hd.kind.drops_input());
@@ -788,6 +833,7 @@ fn backward(
     let rows = batch.ids.len();
     let hd = &model.spec.head;
     let mut dx = vec![0f32; rows * h];
+    let b = fwd.packing.sentences();
     match &hd.pooler {
         None => {
             // Token head: classifier on every token, then its dropout.
@@ -802,14 +848,23 @@ fn backward(
             );
             fwd.cls_mask.apply(&mut dx);
         }
-        Some(pooler) => sentence_head_backward(wts, pooler, hd, fwd, dlogits, h, &mut dx, grads),
+        Some(pooler) => {
+            let dcls = sentence_head_backward(wts, pooler, hd, fwd, dlogits, h, grads);
+            // The last layer's gradient: one row per sentence when that layer
+            // ran for the first tokens only, else at their packed rows.
+            let last = fwd.layers.last().and_then(Option::as_ref);
+            if last.is_some_and(|l| l.x_first.is_some()) {
+                dx = dcls;
+            } else {
+                scatter_add_rows(&dcls, &fwd.packing.starts[..b], h, &mut dx);
+            }
+        }
     }
     encoder_backward(model, wts, batch, fwd, dx, grads);
 }
 
-/// Classifier, dropout, tanh, pooler, back to each sentence's first token
-/// (and the head's input dropout) in `dx`.
-#[allow(clippy::too_many_arguments)]
+/// Classifier, dropout, tanh, pooler and the head's input dropout: the
+/// gradient of each sentence's first token, `[sentences, hidden]`.
 fn sentence_head_backward(
     wts: &Weights,
     pooler: &crate::model::spec::DenseSpec,
@@ -817,9 +872,8 @@ fn sentence_head_backward(
     fwd: &Forward,
     dlogits: &[f32],
     h: usize,
-    dx: &mut [f32],
     grads: &mut Grads,
-) {
+) -> Vec<f32> {
     let b = fwd.packing.sentences();
     let mut dpooled = vec![0f32; b * h];
     Dense::new(wts, &hd.classifier.name, hd.classifier.out, h).backward(
@@ -846,20 +900,9 @@ fn sentence_head_backward(
         Some((&mut dcls, false)),
         grads,
     );
-    for s in 0..b {
-        let r = fwd.packing.starts[s];
-        dx[r * h..(r + 1) * h].copy_from_slice(&dcls[s * h..(s + 1) * h]);
-    }
-    // The head's input dropout, in packed rows: its mask was applied to
-    // `cls` in sentence order, so it is undone there.
-    if fwd.cls_in_mask.is_active() {
-        for s in 0..b {
-            let r = fwd.packing.starts[s];
-            for j in 0..h {
-                dx[r * h + j] *= fwd.cls_in_mask.factor((s * h + j) as u64);
-            }
-        }
-    }
+    // The head's input dropout, applied to `cls` in sentence order.
+    fwd.cls_in_mask.apply(&mut dcls);
+    dcls
 }
 
 /// Backward through the encoder layers and the embeddings from `dx`, the
@@ -883,7 +926,9 @@ fn encoder_backward(
         hidden: h,
         heads: c.num_attention_heads,
         rows,
+        first_only: false,
     };
+    let starts = &fwd.packing.starts[..b];
     // The shared relative-position table's gradient, summed over the layers
     // (by distance until the end).
     let bias_spec = spec
@@ -896,6 +941,13 @@ fn encoder_backward(
         let l = &spec.layers[i];
         let d = l.denses().map(|s| Dense::new(wts, &s.name, s.out, s.inp));
         let need_dx = reach.embeddings || i > reach.lowest_layer;
+        // Rows from the queries on: one per sentence in a first-tokens-only layer.
+        let first = s.x_first.is_some();
+        let qrows = if first { b } else { rows };
+        let dims = Dims {
+            first_only: first,
+            ..dims
+        };
         let norm_grads = |grads: &mut Grads, name: &str, dw: Vec<f32>, db: Vec<f32>| {
             for (suffix, g) in [("weight", dw), ("bias", db)] {
                 let full = format!("{name}.{suffix}");
@@ -910,14 +962,17 @@ fn encoder_backward(
         norm_grads(grads, &ln2.name, dw, db);
         let mut dh1 = dr2.clone();
         let mut dout = dr2;
-        s.mask2.apply(&mut dout);
-        let mut dg = vec![0f32; rows * inter];
+        match first {
+            true => s.mask2.apply_at(&mut dout, starts, h),
+            false => s.mask2.apply(&mut dout),
+        }
+        let mut dg = vec![0f32; qrows * inter];
         d[5].backward(
             wts,
             &s.g,
             s.z[5].as_deref(),
             &dout,
-            rows,
+            qrows,
             Some((&mut dg, false)),
             grads,
         );
@@ -927,7 +982,7 @@ fn encoder_backward(
             &s.h1,
             s.z[4].as_deref(),
             &du,
-            rows,
+            qrows,
             Some((&mut dh1, true)),
             grads,
         );
@@ -935,21 +990,25 @@ fn encoder_backward(
         let ln1 = &l.attn_norm;
         let (dr1, dw, db) = layer_norm_backward(&s.r1, &dh1, wts.get(&ln1.weight()), eps);
         norm_grads(grads, &ln1.name, dw, db);
-        let mut dinput = if need_dx { dr1.clone() } else { Vec::new() };
+        // The residual's share of the input gradient (the queries' rows).
+        let mut dquery_in = if need_dx { dr1.clone() } else { Vec::new() };
         let mut da = dr1;
-        s.mask1.apply(&mut da);
-        let mut dctx = vec![0f32; rows * h];
+        match first {
+            true => s.mask1.apply_at(&mut da, starts, h),
+            false => s.mask1.apply(&mut da),
+        }
+        let mut dctx = vec![0f32; qrows * h];
         d[3].backward(
             wts,
             &s.ctx,
             s.z[3].as_deref(),
             &da,
-            rows,
+            qrows,
             Some((&mut dctx, false)),
             grads,
         );
         let (mut dq, mut dk, mut dv) = (
-            vec![0f32; rows * h],
+            vec![0f32; qrows * h],
             vec![0f32; rows * h],
             vec![0f32; rows * h],
         );
@@ -976,7 +1035,18 @@ fn encoder_backward(
                 None => bias_grad = Some(g),
             }
         }
-        for (j, dy) in [(0, &dq), (1, &dk), (2, &dv)] {
+        let query_x = s.x_first.as_deref().unwrap_or(&s.x);
+        let dxs = need_dx.then_some((&mut dquery_in[..], true));
+        d[0].backward(wts, query_x, s.z[0].as_deref(), &dq, qrows, dxs, grads);
+        let mut dinput = match (need_dx, first) {
+            (true, true) => {
+                let mut all = vec![0f32; rows * h];
+                scatter_add_rows(&dquery_in, starts, h, &mut all);
+                all
+            }
+            _ => dquery_in,
+        };
+        for (j, dy) in [(1, &dk), (2, &dv)] {
             let dxs = need_dx.then_some((&mut dinput[..], true));
             d[j].backward(wts, &s.x, s.z[j].as_deref(), dy, rows, dxs, grads);
         }
