@@ -4,7 +4,12 @@
 # same (sha256 of model.safetensors). Needs ../shared/realnews (or
 # STANCE_REALNEWS) for the real-news corpus. Takes about 40 minutes on two
 # threads; not run in CI. The bits depend on the CPU's kernels: expect
-# `identical` on the machine kind that trained it (models/README.md).
+# `identical` on the machine kind that trained it (models/README.md), and
+# with the training step that trained it: since 392578a the native step
+# runs a sentence head's last layer for each [CLS] alone, which sums in
+# another order (ten MPNet steps: 182 of 21.9 M f16 values one ulp apart).
+# For the bits, run this script from a checkout of 4eee8a4:
+#   git worktree add ../stance-4eee8a4 4eee8a4 && ../stance-4eee8a4/scripts/reproduce-shipped-model.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-base-model.sh mpnet
