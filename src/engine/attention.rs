@@ -46,6 +46,26 @@ impl Packing {
         }
         parts
     }
+
+    /// Each sentence's first row of `x` (rows of `width`), one after
+    /// another: `[sentences, width]`.
+    pub fn first_rows(&self, x: &[f32], width: usize) -> Vec<f32> {
+        self.starts[..self.sentences()]
+            .iter()
+            .flat_map(|&r| x[r * width..(r + 1) * width].iter().copied())
+            .collect()
+    }
+
+    /// The reverse of [`Packing::first_rows`] for gradients: adds row `s` of
+    /// `src` (`[sentences, width]`) into sentence `s`'s first row of `dst`.
+    pub fn add_to_first_rows(&self, src: &[f32], width: usize, dst: &mut [f32]) {
+        for (row, &r) in src.chunks_exact(width).zip(&self.starts) {
+            dst[r * width..(r + 1) * width]
+                .iter_mut()
+                .zip(row)
+                .for_each(|(d, s)| *d += s);
+        }
+    }
 }
 
 /// MPNet's relative-position bias laid out by distance: for head `h` and

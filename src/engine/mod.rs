@@ -274,10 +274,7 @@ impl Engine {
                 let b = packing.sentences();
                 let ctx = &mut ctx[..b * h];
                 attention::attention_first(&qkv, ctx, &packing, h, self.heads, bias);
-                let mut first: Vec<f32> = packing.starts[..b]
-                    .iter()
-                    .flat_map(|&s| x[s * h..(s + 1) * h].iter().copied())
-                    .collect();
+                let mut first = packing.first_rows(&x, h);
                 self.finish_layer(l, ctx, &mut first, &mut y[..b * h], &mut inter[..b * m]);
                 return Ok((first, packing));
             }
@@ -286,10 +283,7 @@ impl Engine {
         }
         if out == Rows::FirstOfEach {
             // No layers: the embeddings' first rows.
-            x = packing.starts[..packing.sentences()]
-                .iter()
-                .flat_map(|&s| x[s * h..(s + 1) * h].iter().copied())
-                .collect();
+            x = packing.first_rows(&x, h);
         }
         Ok((x, packing))
     }

@@ -347,17 +347,13 @@ fn layer_norm_backward(
     (dx, dw, db)
 }
 
-/// Rows `rows` of `x` (`[_, width]`), one after another.
-fn gather_rows(x: &[f32], rows: &[usize], width: usize) -> Vec<f32> {
-    rows.iter()
-        .flat_map(|&r| x[r * width..(r + 1) * width].iter().copied())
-        .collect()
-}
-
-/// `dst[rows[i]] += src[i]` row by row (`[_, width]`).
-fn scatter_add_rows(src: &[f32], rows: &[usize], width: usize, dst: &mut [f32]) {
-    for (s, &r) in src.chunks_exact(width).zip(rows) {
-        add_into(&mut dst[r * width..(r + 1) * width], s);
+/// A dropout mask over `y`: all its rows, or, where `y` holds only each
+/// sentence's first token (a first-tokens-only layer), those rows of the
+/// site, numbered by their packed rows `first`.
+fn apply_mask(mask: &Mask, y: &mut [f32], first: Option<&[usize]>, width: usize) {
+    match first {
+        Some(rows) => mask.apply_at(y, rows, width),
+        None => mask.apply(y),
     }
 }
 
@@ -573,15 +569,12 @@ fn forward(
         let train = i >= frozen;
         let first = first_only_last && i == last;
         let d = l.denses().map(|s| Dense::new(wts, &s.name, s.out, s.inp));
-        let x_first = first.then(|| gather_rows(&x, starts, h));
+        let x_first = first.then(|| packing.first_rows(&x, h));
         let (q_in, qrows) = match &x_first {
             Some(xf) => (&xf[..], b),
             None => (&x[..], rows),
         };
-        let drop_rows = |m: &Mask, y: &mut [f32]| match first {
-            true => m.apply_at(y, starts, h),
-            false => m.apply(y),
-        };
+        let first_rows = first.then_some(starts);
         let (q, zq) = d[0].forward(q_in, qrows);
         let (k, zk) = d[1].forward(&x, rows);
         let (v, zv) = d[2].forward(&x, rows);
@@ -598,7 +591,7 @@ fn forward(
         let probs = attention::forward(&q, &k, &v, &mut ctx, &packing, dims, extras);
         let (mut r1, za) = d[3].forward(&ctx, qrows);
         let mask1 = mask(c.hidden_dropout_prob, train);
-        drop_rows(&mask1, &mut r1);
+        apply_mask(&mask1, &mut r1, first_rows, h);
         add_into(&mut r1, q_in);
         let mut h1 = r1.clone();
         layer_norm(
@@ -611,7 +604,7 @@ fn forward(
         let g = activate(&u, act);
         let (mut r2, zo) = d[5].forward(&g, qrows);
         let mask2 = mask(c.hidden_dropout_prob, train);
-        drop_rows(&mask2, &mut r2);
+        apply_mask(&mask2, &mut r2, first_rows, h);
         add_into(&mut r2, &h1);
         let mut out = r2.clone();
         layer_norm(
@@ -674,7 +667,7 @@ fn forward(
     let mut cls = if x_is_first {
         x
     } else {
-        gather_rows(&x, starts, h)
+        packing.first_rows(&x, h)
     };
     // RoBERTa's head drops the first token out before its dense layer (the
     // mask's seed is drawn first, as the graph draws it).
@@ -833,7 +826,6 @@ fn backward(
     let rows = batch.ids.len();
     let hd = &model.spec.head;
     let mut dx = vec![0f32; rows * h];
-    let b = fwd.packing.sentences();
     match &hd.pooler {
         None => {
             // Token head: classifier on every token, then its dropout.
@@ -856,7 +848,7 @@ fn backward(
             if last.is_some_and(|l| l.x_first.is_some()) {
                 dx = dcls;
             } else {
-                scatter_add_rows(&dcls, &fwd.packing.starts[..b], h, &mut dx);
+                fwd.packing.add_to_first_rows(&dcls, h, &mut dx);
             }
         }
     }
@@ -944,6 +936,7 @@ fn encoder_backward(
         // Rows from the queries on: one per sentence in a first-tokens-only layer.
         let first = s.x_first.is_some();
         let qrows = if first { b } else { rows };
+        let first_rows = first.then_some(starts);
         let dims = Dims {
             first_only: first,
             ..dims
@@ -962,10 +955,7 @@ fn encoder_backward(
         norm_grads(grads, &ln2.name, dw, db);
         let mut dh1 = dr2.clone();
         let mut dout = dr2;
-        match first {
-            true => s.mask2.apply_at(&mut dout, starts, h),
-            false => s.mask2.apply(&mut dout),
-        }
+        apply_mask(&s.mask2, &mut dout, first_rows, h);
         let mut dg = vec![0f32; qrows * inter];
         d[5].backward(
             wts,
@@ -993,10 +983,7 @@ fn encoder_backward(
         // The residual's share of the input gradient (the queries' rows).
         let mut dquery_in = if need_dx { dr1.clone() } else { Vec::new() };
         let mut da = dr1;
-        match first {
-            true => s.mask1.apply_at(&mut da, starts, h),
-            false => s.mask1.apply(&mut da),
-        }
+        apply_mask(&s.mask1, &mut da, first_rows, h);
         let mut dctx = vec![0f32; qrows * h];
         d[3].backward(
             wts,
@@ -1041,7 +1028,7 @@ fn encoder_backward(
         let mut dinput = match (need_dx, first) {
             (true, true) => {
                 let mut all = vec![0f32; rows * h];
-                scatter_add_rows(&dquery_in, starts, h, &mut all);
+                fwd.packing.add_to_first_rows(&dquery_in, h, &mut all);
                 all
             }
             _ => dquery_in,
