@@ -476,6 +476,11 @@ enum DataCommand {
         /// Where real.train.jsonl, real.dev.jsonl and real.test.jsonl go (git-ignored).
         #[arg(long, default_value = "data/real/build")]
         out_dir: PathBuf,
+        /// Only the annotation rounds up to this one (1 made the splits, 2
+        /// added train articles, 3 dev articles); e.g. 2 rebuilds the corpus
+        /// as the shipped model was chosen on it (default: every round).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        max_round: Option<u32>,
     },
     /// Cut real-news documents into sentences (JSONL with offsets, hash and
     /// text), as the stand-off corpus was cut; for annotation.
@@ -1265,13 +1270,17 @@ fn data(cmd: DataCommand) -> Result<()> {
             files,
             root,
             out_dir,
+            max_round,
         } => {
             let files = if files.is_empty() {
                 standoff_files(Path::new("data/real"))?
             } else {
                 files
             };
-            let rows = stance::data::realnews::read_standoff(&files)?;
+            let mut rows = stance::data::realnews::read_standoff(&files)?;
+            if let Some(max) = max_round {
+                rows.retain(|r| r.round <= max);
+            }
             let parts = stance::data::realnews::build(&rows, &root)?;
             let mut outputs = Vec::new();
             for (name, part) in &parts {

@@ -18,7 +18,7 @@ runs=${RUNS:-experiments/runs.jsonl}
 out=experiments/$name
 mkdir -p experiments
 bin=${STANCE_BIN:-target/release/stance}
-real=data/real/build
+real=${REAL:-data/real/build}  # REAL picks another build of the real corpus
 start=$(date +%s)
 case ${BASE:-minilm} in
   minilm) base=(--base models/all-MiniLM-L6-v2 --base-id sentence-transformers/all-MiniLM-L6-v2

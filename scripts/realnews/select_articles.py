@@ -14,6 +14,17 @@ document already in data/real/*.jsonl, and any document that shares a
 sentence-length line with a dev or test article (so dev and test stay
 unseen), and draws a larger, more denial-dense set, since denial was the
 weakest label of the round-1 model.
+
+Round 3 (`select_articles.py ROOT 3`) adds dev articles, because a real dev
+of 62 articles could not tell recipes apart (issue 10): it skips every
+annotated document and any document that shares a sentence-length line with
+an annotated article of any split, so the new dev articles share nothing
+with train or test. Its plan keeps round 1's mix of cue-dense and random
+articles per source, so the larger dev stays like test.
+
+Round 4 (`select_articles.py ROOT 4`) adds training articles again, as round
+2 did, skipping documents that share a line with any dev (now including
+round 3) or test article.
 """
 import glob, os, random, re, sys
 
@@ -39,11 +50,16 @@ def docs():
 
 # (cue-dense articles, random others, max sentences) per source
 PLAN = {1: {"polnear": (110, 25, 34), "newsdiscourse": (100, 25, 32), "bbc": (110, 40, 28)},
-        2: {"polnear": (95, 20, 34), "newsdiscourse": (80, 20, 32), "bbc": (105, 25, 28)}}[ROUND]
+        2: {"polnear": (95, 20, 34), "newsdiscourse": (80, 20, 32), "bbc": (105, 25, 28)},
+        3: {"polnear": (33, 8, 34), "newsdiscourse": (30, 8, 32), "bbc": (33, 12, 28)},
+        4: {"polnear": (100, 20, 34), "newsdiscourse": (80, 20, 32), "bbc": (95, 25, 28)}}[ROUND]
+# The split each later round adds to.
+SPLIT = {1: None, 2: "train", 3: "dev", 4: "train"}[ROUND]
 
 
 def held_out():
-    """Documents already annotated, and the normalised lines of dev/test ones."""
+    """Documents already annotated, and the normalised lines of the ones whose
+    lines a new article must not share: dev/test ones (round 2), all (round 3)."""
     import json
     seen, lines = set(), set()
     for source in PLAN:
@@ -53,11 +69,18 @@ def held_out():
         for line in open(path, encoding="utf-8"):
             r = json.loads(line)
             seen.add((source, r["doc"]))
-            if r["split"] != "train":
+            if r["split"] != "train" or SPLIT == "dev":
                 lines.add((source, r["doc"]))
     texts = set()
+    # Rounds 2 and 3 read the raw files, where a NewsDiscourse line starts
+    # with its `S<n>` tag, so NewsDiscourse lines never matched and
+    # assemble_round.py's check dropped those articles after annotation
+    # (6 in round 3). From round 4 the lines are the article text, as
+    # docs() reads it; earlier rounds keep their selection reproducible.
+    body = {(s, d): t for s, d, t in docs()} if ROUND >= 4 else {}
     for source, doc in lines:
-        for l in re.split(r"(?<=[.!?])\s+|\n", open(f"{ROOT}/{source}/{doc}", encoding="utf-8").read()):
+        text = body.get((source, doc)) or open(f"{ROOT}/{source}/{doc}", encoding="utf-8").read()
+        for l in re.split(r"(?<=[.!?])\s+|\n", text):
             norm = " ".join(l.lower().split())
             if len(norm) >= 30:
                 texts.add(norm)

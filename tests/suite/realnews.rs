@@ -125,11 +125,17 @@ fn standoff_corpus_meets_its_floors_and_splits_by_article() {
         );
         let splits: HashSet<&str> = s.iter().map(|r| r.split.as_str()).collect();
         assert_eq!(splits.len(), 1, "{source}/{doc} spans splits {splits:?}");
-        // Later rounds add training articles only: dev and test stay fixed.
+        // Later rounds add to one split each (2 and 4: train, 3: dev); test
+        // stays the first round's articles.
         if s[0].round > 1 {
+            let want = match s[0].round {
+                2 | 4 => "train",
+                3 => "dev",
+                r => panic!("{source}/{doc}: unknown round {r}"),
+            };
             assert_eq!(
-                s[0].split, "train",
-                "{source}/{doc}: round {} outside train",
+                s[0].split, want,
+                "{source}/{doc}: round {} outside {want}",
                 s[0].round
             );
             continue;
@@ -243,6 +249,85 @@ fn build_names_the_document_on_a_missing_file_or_a_changed_text() {
     std::fs::write(&bad, serde_json::to_string(&escape).unwrap() + "\n").unwrap();
     let err = read_standoff(&[bad]).unwrap_err().to_string();
     assert!(err.contains("'..'"), "{err}");
+}
+
+#[test]
+fn real_build_max_round_leaves_out_later_rounds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc_dir = tmp.path().join("bbc/politics");
+    std::fs::create_dir_all(&doc_dir).unwrap();
+    std::fs::write(doc_dir.join("001.txt"), "One here.\nTwo there.\n").unwrap();
+    std::fs::write(doc_dir.join("002.txt"), "Three now.\n").unwrap();
+    let row = |doc: &str, index, start, end, text: &str, split: &str, round| StandoffSentence {
+        id: format!("bbc/politics/{}#{index}", &doc[..3]),
+        source: "bbc".into(),
+        doc: format!("politics/{doc}"),
+        index,
+        start,
+        end,
+        sha1: sha1_hex(text),
+        label: "context".into(),
+        label_a: "context".into(),
+        label_b: "context".into(),
+        split: split.into(),
+        review: None,
+        round,
+    };
+    let rows = [
+        row("001.txt", 0, 0, 9, "One here.", "dev", 1),
+        row("001.txt", 1, 10, 20, "Two there.", "dev", 1),
+        row("002.txt", 0, 0, 10, "Three now.", "dev", 3),
+    ];
+    let lines: String = rows
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect();
+    std::fs::write(tmp.path().join("bbc.jsonl"), lines).unwrap();
+    let run = |out: &str, extra: &[&str]| {
+        let st = std::process::Command::new(env!("CARGO_BIN_EXE_stance"))
+            .args([
+                "data",
+                "real-build",
+                "bbc.jsonl",
+                "--root",
+                ".",
+                "--out-dir",
+                out,
+            ])
+            .args(extra)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let dev = std::fs::read_to_string(tmp.path().join(out).join("real.dev.jsonl")).unwrap();
+        dev.lines()
+            .map(|l| serde_json::from_str::<LabelledSentence>(l).unwrap().text)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run("all", &[]), ["One here.", "Two there.", "Three now."]);
+    assert_eq!(
+        run("r2", &["--max-round", "2"]),
+        ["One here.", "Two there."]
+    );
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_stance"))
+        .args([
+            "data",
+            "real-build",
+            "bbc.jsonl",
+            "--root",
+            ".",
+            "--max-round",
+            "0",
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!st.status.success());
+    assert!(String::from_utf8_lossy(&st.stderr).contains("--max-round"));
 }
 
 /// Every file under data/ that git tracks (or would, untracked but not

@@ -1,26 +1,32 @@
 #!/usr/bin/env python3
-"""Add a second annotation round to the stand-off corpus (issue 10).
+"""Add a later annotation round to the stand-off corpus (issue 10).
 
-Round 2 adds training articles only: real dev and real test stay the round-1
-articles, so every model is still chosen and scored on the same held-out
-sentences. Inputs as for assemble.py (annotation/round2/: segments.jsonl,
-passA/, passB/, adjudicate/). Rows get "round": 2 and "split": "train" and
-are appended to data/real/<source>.jsonl (round-1 rows are kept as they are;
-running this again replaces the round-2 rows).
+    assemble_round.py ANN OUT BUILD ROUND SPLIT
+
+Round 2 added training articles only (`... 2 train`); round 3 adds dev
+articles only (`... 3 dev`). Real test stays the round-1 articles, so every
+shipped model is scored on the same held-out sentences. Inputs as for
+assemble.py (ANN, e.g. annotation/round3/: segments.jsonl, passA/, passB/,
+adjudicate/). Rows get "round": ROUND and "split": SPLIT and are appended to
+OUT/<source>.jsonl (rows of other rounds are kept as they are; running this
+again replaces this round's rows). BUILD is the corpus built without this
+round (`stance data real-build --max-round ROUND-1`).
 
 An article is left out when one of its sentences (30 characters or more,
-case and spacing folded) is also in a dev or test article (the selection
-already skips those; this is the check), or when most of its sentences are
-already in an earlier article (the BBC set holds some stories twice).
-Prints the agreement figures for the data card.
+case and spacing folded) is also in an article of another split (the
+selection already skips those; this is the check), or when most of its
+sentences are already in an earlier article of its own split (the BBC set
+holds some stories twice). Prints the agreement figures for the data card.
 """
 import collections, json, sys
 
 from annotations import read_articles, read_labels
 
-ANN = sys.argv[1] if len(sys.argv) > 1 else "annotation/round2"
-OUT = sys.argv[2] if len(sys.argv) > 2 else "data/real"
-BUILD = sys.argv[3] if len(sys.argv) > 3 else "data/real/build"
+if len(sys.argv) != 6 or sys.argv[5] not in ("train", "dev"):
+    sys.exit("usage: assemble_round.py ANN OUT BUILD ROUND train|dev")
+ANN, OUT, BUILD, ROUND, SPLIT = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+if ROUND < 2:
+    sys.exit("round 1 made the splits: assemble it with assemble.py")
 LABELS = ["assertion", "denial", "allegation", "context"]
 
 
@@ -41,17 +47,16 @@ missing = [i for i in disagree if adj.get(i) not in LABELS]
 if missing:
     sys.exit(f"adjudication: {len(missing)} disagreements without a final label, e.g. {missing[:3]}")
 
-held = set()
-for split in ("dev", "test"):
+round_ids = set(ids)
+held, seen = set(), set()
+for split in ("train", "dev", "test"):
     for line in open(f"{BUILD}/real.{split}.jsonl", encoding="utf-8"):
-        t = norm(json.loads(line)["text"])
+        r = json.loads(line)
+        if r["id"] in round_ids:
+            sys.exit(f"{BUILD} holds {r['id']} of this round: build it with --max-round {ROUND - 1}")
+        t = norm(r["text"])
         if len(t) >= 30:
-            held.add(t)
-seen = set()
-for line in open(f"{BUILD}/real.train.jsonl", encoding="utf-8"):
-    t = norm(json.loads(line)["text"])
-    if len(t) >= 30:
-        seen.add(t)
+            (seen if split == SPLIT else held).add(t)
 
 kept, dropped_held, dropped_dup = collections.OrderedDict(), [], []
 for k, rows in arts.items():
@@ -71,13 +76,13 @@ for k, rows in kept.items():
         i = s["id"]
         row = {"id": i, "source": s["source"], "doc": s["doc"], "index": s["index"], "start": s["start"], "end": s["end"],
                "sha1": s["sha1"], "label": adj[i] if a[i] != b[i] else a[i], "label_a": a[i], "label_b": b[i],
-               "split": "train", "round": 2}
+               "split": SPLIT, "round": ROUND}
         if a[i] != b[i]:
             row["review"] = "adjudicated"
         by_source[s["source"]].append(row)
 for source in ("polnear", "newsdiscourse", "bbc"):
     path = f"{OUT}/{source}.jsonl"
-    old = [l for l in open(path, encoding="utf-8") if json.loads(l).get("round", 1) == 1]
+    old = [l for l in open(path, encoding="utf-8") if json.loads(l).get("round", 1) != ROUND]
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.writelines(old)
         for r in by_source[source]:
@@ -89,7 +94,7 @@ n = len(ids)
 agree = n - len(disagree)
 pa, pb = collections.Counter(a[i] for i in ids), collections.Counter(b[i] for i in ids)
 pe = sum(pa[l] * pb[l] for l in LABELS) / n / n
-print(f"round 2: sentences {n}, articles {len(arts)}, raw agreement {agree / n:.3f} ({agree}/{n}), Cohen's kappa {(agree / n - pe) / (1 - pe):.3f}")
+print(f"round {ROUND}: sentences {n}, articles {len(arts)}, raw agreement {agree / n:.3f} ({agree}/{n}), Cohen's kappa {(agree / n - pe) / (1 - pe):.3f}")
 f1s = []
 for l in LABELS:
     tp = sum(1 for i in ids if a[i] == l and b[i] == l)
@@ -98,8 +103,8 @@ for l in LABELS:
 print("per-label F1 of B against A:", {l: round(f, 3) for l, f in zip(LABELS, f1s)}, f"macro {sum(f1s) / 4:.3f}")
 sides = collections.Counter("A" if adj[i] == a[i] else "B" if adj[i] == b[i] else "neither" for i in disagree)
 print(f"adjudicated {len(disagree)}: A {sides['A']}, B {sides['B']}, neither {sides['neither']}")
-print(f"left out: {len(dropped_held)} articles sharing a sentence with dev/test {dropped_held[:5]}, "
+print(f"left out: {len(dropped_held)} articles sharing a sentence with another split {dropped_held[:5]}, "
       f"{len(dropped_dup)} repeating an earlier article {dropped_dup[:5]}")
 fin = collections.Counter(r["label"] for rows in by_source.values() for r in rows)
-print("added to train:", {s: len(v) for s, v in by_source.items()}, "sentences;",
+print(f"added to {SPLIT}:", {s: len(v) for s, v in by_source.items()}, "sentences;",
       sum(1 for _ in kept), "articles; labels", dict(fin))
