@@ -283,8 +283,8 @@ fn real_build_max_round_leaves_out_later_rounds() {
         .map(|r| serde_json::to_string(r).unwrap() + "\n")
         .collect();
     std::fs::write(tmp.path().join("bbc.jsonl"), lines).unwrap();
-    let run = |out: &str, extra: &[&str]| {
-        let st = std::process::Command::new(env!("CARGO_BIN_EXE_stance"))
+    let real_build = |out: &str, extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stance"))
             .args([
                 "data",
                 "real-build",
@@ -297,7 +297,10 @@ fn real_build_max_round_leaves_out_later_rounds() {
             .args(extra)
             .current_dir(tmp.path())
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let run = |out: &str, extra: &[&str]| {
+        let st = real_build(out, extra);
         assert!(
             st.status.success(),
             "{}",
@@ -313,19 +316,7 @@ fn real_build_max_round_leaves_out_later_rounds() {
         run("r2", &["--max-round", "2"]),
         ["One here.", "Two there."]
     );
-    let st = std::process::Command::new(env!("CARGO_BIN_EXE_stance"))
-        .args([
-            "data",
-            "real-build",
-            "bbc.jsonl",
-            "--root",
-            ".",
-            "--max-round",
-            "0",
-        ])
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
+    let st = real_build("r0", &["--max-round", "0"]);
     assert!(!st.status.success());
     assert!(String::from_utf8_lossy(&st.stderr).contains("--max-round"));
 }
