@@ -16,14 +16,8 @@ scripts/fetch-base-model.sh mpnet
 cargo build --release --quiet
 # The corpus as the shipped model was trained and chosen on it: annotation
 # rounds 1-2 (round 3 added dev articles, round 4 training articles, later).
-# A checkout before --max-round existed builds rounds 1-2 by default.
 real=data/real/build/round2
-if target/release/stance data real-build --help | grep -q -- --max-round; then
-  target/release/stance data real-build --root "${STANCE_REALNEWS:-../shared/realnews}" --out-dir $real --max-round 2
-else
-  real=data/real/build
-  target/release/stance data real-build --root "${STANCE_REALNEWS:-../shared/realnews}" --out-dir $real
-fi
+target/release/stance data real-build --root "${STANCE_REALNEWS:-../shared/realnews}" --out-dir $real --max-round 2
 out=$(mktemp -d)/stance-mpnet
 trap 'rm -rf "$(dirname "$out")"' EXIT
 # The exact command that produced models/stance-mpnet.

@@ -476,8 +476,8 @@ enum DataCommand {
         /// Where real.train.jsonl, real.dev.jsonl and real.test.jsonl go (git-ignored).
         #[arg(long, default_value = "data/real/build")]
         out_dir: PathBuf,
-        /// Only the annotation rounds up to this one (1 made the splits, 2
-        /// added train articles, 3 dev articles); e.g. 2 rebuilds the corpus
+        /// Only the annotation rounds up to this one (1 made the splits, 2 and
+        /// 4 added train articles, 3 dev articles); e.g. 2 rebuilds the corpus
         /// as the shipped model was chosen on it (default: every round).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         max_round: Option<u32>,

@@ -57,7 +57,7 @@ PLAN = {1: {"polnear": (110, 25, 34), "newsdiscourse": (100, 25, 32), "bbc": (11
 SPLIT = {1: None, 2: "train", 3: "dev", 4: "train"}[ROUND]
 
 
-def held_out():
+def held_out(all_docs):
     """Documents already annotated, and the normalised lines of the ones whose
     lines a new article must not share: dev/test ones (round 2), all (round 3)."""
     import json
@@ -77,7 +77,7 @@ def held_out():
     # assemble_round.py's check dropped those articles after annotation
     # (6 in round 3). From round 4 the lines are the article text, as
     # docs() reads it; earlier rounds keep their selection reproducible.
-    body = {(s, d): t for s, d, t in docs()} if ROUND >= 4 else {}
+    body = {(s, d): t for s, d, t in all_docs} if ROUND >= 4 else {}
     for source, doc in lines:
         text = body.get((source, doc)) or open(f"{ROOT}/{source}/{doc}", encoding="utf-8").read()
         for l in re.split(r"(?<=[.!?])\s+|\n", text):
@@ -89,8 +89,9 @@ def held_out():
 def main():
     rng = random.Random(2026 + ROUND - 1)
     by_source = {}
-    seen, held = held_out() if ROUND > 1 else (set(), set())
-    for source, doc, text in docs():
+    all_docs = list(docs())
+    seen, held = held_out(all_docs) if ROUND > 1 else (set(), set())
+    for source, doc, text in all_docs:
         if (source, doc) in seen:
             continue
         if any(" ".join(l.lower().split()) in held for l in re.split(r"(?<=[.!?])\s+|\n", text)):

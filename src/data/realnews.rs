@@ -47,8 +47,8 @@ pub struct StandoffSentence {
     /// and a rule settled in adjudication changed it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<String>,
-    /// Annotation round: 1 made the train/dev/test splits; round 2 added
-    /// training articles and round 3 dev articles, so test stays fixed.
+    /// Annotation round: 1 made the train/dev/test splits; rounds 2 and 4
+    /// added training articles and round 3 dev articles, so test stays fixed.
     #[serde(default = "first_round")]
     pub round: u32,
 }
