@@ -50,8 +50,9 @@ pub struct SpanRow<'a> {
     pub predicted: bool,
 }
 
-/// Every gold and every predicted span of every document, in text order
-/// (byte offsets); a span both sides have is one row.
+/// Every gold and every predicted span of every document, in text order; a
+/// span both sides have is one row. Offsets count characters (Unicode
+/// scalar values), as brat's `.ann` files and `stance predict` do.
 pub fn span_rows<'a>(docs: &'a [Document], predicted: &'a [Vec<super::Span>]) -> Vec<SpanRow<'a>> {
     let mut out = Vec::new();
     for (d, p) in docs.iter().zip(predicted) {
@@ -63,15 +64,58 @@ pub fn span_rows<'a>(docs: &'a [Document], predicted: &'a [Vec<super::Span>]) ->
             all.push((*s, false, true));
         }
         all.sort_by_key(|(s, ..)| (s.start, s.end));
+        let chars = |byte: usize| d.text[..byte].chars().count();
         out.extend(all.into_iter().map(|(s, gold, predicted)| SpanRow {
             document: &d.name,
             role: s.role,
-            start: s.start,
-            end: s.end,
+            start: chars(s.start),
+            end: chars(s.end),
             text: &d.text[s.start..s.end],
             gold,
             predicted,
         }));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribution::{Role, Span};
+
+    #[test]
+    fn rows_count_characters_as_brat_does() {
+        // "“" is three bytes but one character.
+        let text = "“No,” Ann said.";
+        let said = text.find("said").unwrap();
+        let cue = Span {
+            role: Role::Cue,
+            start: said,
+            end: said + 4,
+        };
+        let doc = Document {
+            name: "d".into(),
+            text: text.into(),
+            spans: vec![cue],
+            relations: vec![],
+        };
+        let ann = text.find("Ann").unwrap();
+        let source = Span {
+            role: Role::Source,
+            start: ann,
+            end: ann + 3,
+        };
+        let predicted = vec![vec![source, cue]];
+        let rows = span_rows(std::slice::from_ref(&doc), &predicted);
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.text, r.start, r.end, r.gold, r.predicted))
+            .collect();
+        assert_eq!(
+            got,
+            [("Ann", 6, 9, false, true), ("said", 10, 14, true, true)]
+        );
+        let chars: Vec<char> = text.chars().collect();
+        assert_eq!(chars[10..14].iter().collect::<String>(), "said");
+    }
 }

@@ -4,7 +4,7 @@
 //! decoded into source, cue and content spans.
 
 use super::link::{claims, per_sentence};
-use super::tags::{decode, windows, CharBytes, TAGS};
+use super::tags::{decode, snap_to_words, windows, CharBytes, TAGS};
 use super::Span;
 use crate::checkpoint::Checkpoint;
 use crate::engine::{Engine, Precision};
@@ -86,10 +86,15 @@ impl Tagger {
         let logits = crate::infer::engine_logits(engine, &encs, BATCH, |_| {})?;
         let mut out = vec![Vec::new(); articles.len()];
         for ((w, l), &i) in all.iter().zip(&logits).zip(&owner) {
-            out[i].extend(decode(w, l));
+            out[i].extend(decode(w, l).into_iter().map(|mut s| {
+                snap_to_words(articles[i].0, &mut s);
+                s
+            }));
         }
         for spans in &mut out {
-            spans.sort_by_key(|s| s.start);
+            spans.sort_by_key(|s| (s.start, s.end));
+            // Two pieces of one word tagged apart become the same span.
+            spans.dedup();
         }
         Ok(out)
     }

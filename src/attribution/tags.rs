@@ -206,6 +206,32 @@ pub fn decode(w: &Window, logits: &[f32]) -> Vec<Span> {
     spans
 }
 
+/// Widen `span` (byte offsets into `text`) to whole words: a span that
+/// starts or ends inside a word (its tokens' word pieces tagged apart, as
+/// `per` of `persuading`) takes in the rest of that word. Annotators mark
+/// whole words, and a reader should never see half of one highlighted.
+pub fn snap_to_words(text: &str, span: &mut Span) {
+    let word = |c: char| c.is_alphanumeric();
+    while let (Some(before), Some(first)) = (
+        text[..span.start].chars().next_back(),
+        text[span.start..].chars().next(),
+    ) {
+        if !(word(before) && word(first)) {
+            break;
+        }
+        span.start -= before.len_utf8();
+    }
+    while let (Some(last), Some(after)) = (
+        text[..span.end].chars().next_back(),
+        text[span.end..].chars().next(),
+    ) {
+        if !(word(last) && word(after)) {
+            break;
+        }
+        span.end += after.len_utf8();
+    }
+}
+
 /// Character offsets to byte offsets of one text, and back.
 pub struct CharBytes {
     /// The byte offset of each character, then the text's length.
@@ -265,4 +291,39 @@ pub fn examples(
             (w.enc, t)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapped(text: &str, piece: &str, role: Role) -> String {
+        let start = text.find(piece).unwrap();
+        let mut s = Span {
+            role,
+            start,
+            end: start + piece.len(),
+        };
+        snap_to_words(text, &mut s);
+        text[s.start..s.end].to_string()
+    }
+
+    #[test]
+    fn spans_widen_to_whole_words() {
+        let text = "Critics, however, persuading “Müller”ś aides, said so.";
+        // A word's first piece, its last piece, a middle piece.
+        assert_eq!(snapped(text, "per", Role::Cue), "persuading");
+        assert_eq!(snapped(text, "ading", Role::Cue), "persuading");
+        assert_eq!(snapped(text, "suad", Role::Cue), "persuading");
+        // Multibyte letters are letters; quotes and commas end a word.
+        assert_eq!(snapped(text, "Mü", Role::Source), "Müller");
+        assert_eq!(snapped(text, "ller", Role::Source), "Müller");
+        // Whole words and spans over several words stay as they are.
+        assert_eq!(snapped(text, "said", Role::Cue), "said");
+        assert_eq!(
+            snapped(text, "Critics, however", Role::Source),
+            "Critics, however"
+        );
+        assert_eq!(snapped(text, "aides, sa", Role::Content), "aides, said");
+    }
 }
