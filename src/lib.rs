@@ -30,6 +30,7 @@ pub mod memory;
 pub(crate) mod metrics;
 pub mod model;
 pub mod predict;
+pub mod progress;
 pub mod rng;
 pub mod serve;
 pub mod splitter;

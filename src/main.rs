@@ -3,10 +3,10 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use stance::engine::Precision;
 use stance::input::InputFormat;
 use stance::predict::Format;
+use stance::progress::Progress;
 use stance::train::{ClassWeights, LabelSource, TrainConfig, TrainEvent, TrainJob};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -565,12 +565,8 @@ fn serve(a: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-fn bar(len: u64, template: &str) -> ProgressBar {
-    let b = ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
-    b.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    b
+fn bar(len: u64, template: &str, unit: &str) -> Progress {
+    Progress::new(len, template, unit)
 }
 
 fn train(a: TrainArgs) -> Result<()> {
@@ -631,7 +627,7 @@ fn train(a: TrainArgs) -> Result<()> {
         },
         fit_offsets: a.fit_offsets,
     };
-    let mut pb: Option<ProgressBar> = None;
+    let mut pb: Option<Progress> = None;
     let started = std::time::Instant::now();
     let mut on_event =
         |e: &TrainEvent| match e {
@@ -640,6 +636,7 @@ fn train(a: TrainArgs) -> Result<()> {
                 pb = Some(bar(
                     *steps as u64,
                     "{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}",
+                    "steps",
                 ));
             }
             TrainEvent::Step {
@@ -670,8 +667,8 @@ fn train(a: TrainArgs) -> Result<()> {
                 if r.best { " (best so far)" } else { "" }
             );
                 match &pb {
-                    Some(b) if !b.is_hidden() => b.println(msg),
-                    _ => eprintln!("{msg}"),
+                    Some(b) => b.println(&msg),
+                    None => eprintln!("{msg}"),
                 }
             }
             TrainEvent::EarlyStop { epoch, best_epoch } => {
@@ -777,7 +774,11 @@ fn predict(a: PredictArgs) -> Result<()> {
     }
     let articles = stance::input::read_articles(&a.files, format)?;
     let ckpt = load_model(&a.model)?;
-    let pb = bar(0, "{elapsed_precise} labelling {pos}/{len} sentences");
+    let pb = bar(
+        0,
+        "{elapsed_precise} labelling {pos}/{len} sentences",
+        "sentences",
+    );
     let tagger = load_tagger(&a.who)?;
     let mut preds = stance::labeller::Labeller::new(&ckpt, tagger.as_ref(), a.precision)?.label(
         &articles,
@@ -918,7 +919,7 @@ fn predict_stream(a: PredictArgs) -> Result<()> {
         None => None,
     };
     let mut report = StreamReport::default();
-    let pb = bar(0, "{elapsed_precise} labelled {pos} sentences");
+    let pb = bar(0, "{elapsed_precise} labelled {pos} sentences", "sentences");
     let mut progress = |n: usize| pb.set_position(n as u64);
     let sources: Vec<Option<&PathBuf>> = if a.files.is_empty() || a.files[0].as_os_str() == "-" {
         vec![None]
@@ -1035,6 +1036,7 @@ fn eval(a: EvalArgs) -> Result<()> {
     let pb = bar(
         rows.len() as u64,
         "{elapsed_precise} [{bar:30}] {pos}/{len} sentences",
+        "sentences",
     );
     let (report, logits) =
         stance::eval::evaluate_checkpoint(&ckpt, &rows, a.batch_size, a.precision, |n| {

@@ -843,3 +843,70 @@ fn class_offsets_move_labels_in_eval_and_predictions_and_bad_ones_are_refused() 
         &["class_offsets"],
     );
 }
+
+#[test]
+fn progress_reaches_a_log_file_as_plain_lines() {
+    // stderr is a pipe here, as in `stance train ... 2> train.log`: the live
+    // bar cannot draw, so plain progress lines take its place, one per
+    // STANCE_PROGRESS_SECS (0: at every update; the default is 30 s).
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let bin = env!("CARGO_BIN_EXE_stance");
+    common::tiny_base(&d.join("base"), 3);
+    common::write_jsonl(&d.join("train.jsonl"), common::TRAIN_ROWS, 4);
+    let train = |secs: &str, out: &str| {
+        Command::new(bin)
+            .args([
+                "train",
+                "--train",
+                "train.jsonl",
+                "--base",
+                "base",
+                "--out",
+                out,
+                "--epochs",
+                "2",
+                "--batch-size",
+                "4",
+                "--max-len",
+                "32",
+            ])
+            .env("STANCE_PROGRESS_SECS", secs)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let o = train("0", "every");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let steps: Vec<&str> = err.lines().filter(|l| l.contains(" steps (")).collect();
+    let total = common::TRAIN_ROWS.len().div_ceil(4) * 2;
+    assert_eq!(steps.len(), total, "one line per step: {err}");
+    assert!(
+        steps[0].starts_with("[00:") && steps[0].contains(&format!("1/{total} steps")),
+        "{err}"
+    );
+    let last = format!("{total}/{total} steps (100%)  epoch 2  loss ");
+    assert!(steps[total - 1].contains(&last), "{err}");
+    // The epoch summaries still come, each once, between the step lines.
+    assert_eq!(err.matches("epoch 1: train loss").count(), 1, "{err}");
+    // A short run at the default interval writes none.
+    let o = train("30", "quiet");
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains(" steps ("), "{err}");
+    assert!(err.contains("epoch 2: train loss"), "{err}");
+
+    // predict counts sentences.
+    std::fs::write(d.join("a.txt"), "Ann said so. Bob denied it. It rained.\n").unwrap();
+    let o = Command::new(bin)
+        .args(["predict", "--model", "every", "--no-attribution", "a.txt"])
+        .env("STANCE_PROGRESS_SECS", "0")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("] 3 sentences"), "{err}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("sentences"));
+}
