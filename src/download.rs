@@ -232,17 +232,14 @@ fn from_hub(cfg: &DownloadConfig, cache: &RepoCache) -> Result<Vec<(String, Path
     Ok(fetched)
 }
 
-fn progress_bar(on: bool, name: &str, size: Option<u64>) -> Option<indicatif::ProgressBar> {
+fn progress_bar(on: bool, name: &str, size: Option<u64>) -> Option<crate::progress::Progress> {
     if !on {
         return None;
     }
-    let bar = match size {
-        Some(s) => indicatif::ProgressBar::new(s),
-        None => indicatif::ProgressBar::no_length(),
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {bytes}/{total_bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let bar = crate::progress::Progress::new(
+        size.unwrap_or(0),
+        "{msg} {bytes}/{total_bytes} {bytes_per_sec}",
+        "bytes",
     );
     bar.set_message(name.to_string());
     Some(bar)

@@ -774,11 +774,7 @@ fn predict(a: PredictArgs) -> Result<()> {
     }
     let articles = stance::input::read_articles(&a.files, format)?;
     let ckpt = load_model(&a.model)?;
-    let pb = bar(
-        0,
-        "{elapsed_precise} labelling {pos}/{len} sentences",
-        "sentences",
-    );
+    let pb = bar(0, "{elapsed_precise} labelled {pos} sentences", "sentences");
     let tagger = load_tagger(&a.who)?;
     let mut preds = stance::labeller::Labeller::new(&ckpt, tagger.as_ref(), a.precision)?.label(
         &articles,

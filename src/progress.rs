@@ -31,7 +31,8 @@ impl Progress {
     /// A bar of `len` items (0: unknown) drawn with the indicatif
     /// `template` on a terminal; elsewhere lines of `pos/len unit`.
     pub fn new(len: u64, template: &str, unit: &str) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        let bar =
+            ProgressBar::with_draw_target((len > 0).then_some(len), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
