@@ -855,24 +855,8 @@ fn progress_reaches_a_log_file_as_plain_lines() {
     common::tiny_base(&d.join("base"), 3);
     common::write_jsonl(&d.join("train.jsonl"), common::TRAIN_ROWS, 4);
     let train = |secs: &str, out: &str| {
-        Command::new(bin)
-            .args([
-                "train",
-                "--train",
-                "train.jsonl",
-                "--base",
-                "base",
-                "--out",
-                out,
-                "--epochs",
-                "2",
-                "--batch-size",
-                "4",
-                "--max-len",
-                "32",
-            ])
+        common::tiny_train_command(bin, d, Path::new("base"), out)
             .env("STANCE_PROGRESS_SECS", secs)
-            .current_dir(d)
             .output()
             .unwrap()
     };

@@ -101,27 +101,32 @@ pub fn train_tiny(bin: &str, dir: &Path) -> PathBuf {
 /// [`train_tiny`] from another base directory (relative to `dir` or absolute).
 pub fn train_tiny_from(bin: &str, dir: &Path, base: &Path) -> PathBuf {
     write_jsonl(&dir.join("train.jsonl"), TRAIN_ROWS, 4);
-    let o = std::process::Command::new(bin)
-        .args([
-            "train",
-            "--train",
-            "train.jsonl",
-            "--base",
-            base.to_str().unwrap(),
-            "--out",
-            "ckpt",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "4",
-            "--max-len",
-            "32",
-        ])
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let o = tiny_train_command(bin, dir, base, "ckpt").output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     dir.join("ckpt")
+}
+
+/// The `stance train` command of [`train_tiny_from`] (train.jsonl in `dir`,
+/// 2 epochs of batches of 4) writing to `dir/out`, not yet run.
+pub fn tiny_train_command(bin: &str, dir: &Path, base: &Path, out: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(bin);
+    c.args([
+        "train",
+        "--train",
+        "train.jsonl",
+        "--base",
+        base.to_str().unwrap(),
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--max-len",
+        "32",
+    ])
+    .current_dir(dir);
+    c
 }
 
 /// The native step's gradients against the graph's: the same tensors get
