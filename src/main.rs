@@ -565,10 +565,6 @@ fn serve(a: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-fn bar(len: u64, template: &str, unit: &str) -> Progress {
-    Progress::new(len, template, unit)
-}
-
 fn train(a: TrainArgs) -> Result<()> {
     let labels = if matches!(a.task, TaskArg::Attribution) {
         // The tagger's tags are fixed; --labels is for stance labels.
@@ -633,7 +629,7 @@ fn train(a: TrainArgs) -> Result<()> {
         |e: &TrainEvent| match e {
             TrainEvent::Info(s) => eprintln!("{s}"),
             TrainEvent::Start { steps, .. } => {
-                pb = Some(bar(
+                pb = Some(Progress::new(
                     *steps as u64,
                     "{elapsed_precise} [{bar:30}] {pos}/{len} steps  {msg}",
                     "steps",
@@ -774,7 +770,7 @@ fn predict(a: PredictArgs) -> Result<()> {
     }
     let articles = stance::input::read_articles(&a.files, format)?;
     let ckpt = load_model(&a.model)?;
-    let pb = bar(0, "{elapsed_precise} labelled {pos} sentences", "sentences");
+    let pb = Progress::new(0, "{elapsed_precise} labelled {pos} sentences", "sentences");
     let tagger = load_tagger(&a.who)?;
     let mut preds = stance::labeller::Labeller::new(&ckpt, tagger.as_ref(), a.precision)?.label(
         &articles,
@@ -915,7 +911,7 @@ fn predict_stream(a: PredictArgs) -> Result<()> {
         None => None,
     };
     let mut report = StreamReport::default();
-    let pb = bar(0, "{elapsed_precise} labelled {pos} sentences", "sentences");
+    let pb = Progress::new(0, "{elapsed_precise} labelled {pos} sentences", "sentences");
     let mut progress = |n: usize| pb.set_position(n as u64);
     let sources: Vec<Option<&PathBuf>> = if a.files.is_empty() || a.files[0].as_os_str() == "-" {
         vec![None]
@@ -1029,7 +1025,7 @@ fn eval(a: EvalArgs) -> Result<()> {
     }
     let ckpt = load_model(&a.model)?;
     let rows = stance::data::read_files(&a.data, Some(&ckpt.labels))?;
-    let pb = bar(
+    let pb = Progress::new(
         rows.len() as u64,
         "{elapsed_precise} [{bar:30}] {pos}/{len} sentences",
         "sentences",

@@ -20,7 +20,8 @@ struct Plain {
     /// What is counted ("steps", "sentences").
     unit: String,
     started: Instant,
-    /// When the last line was written (`None`: not yet).
+    /// When the last line was written (`None`: not yet; the first is due
+    /// one interval after the start).
     last: Option<Instant>,
     every: Duration,
     pos: u64,
@@ -82,9 +83,7 @@ impl Progress {
         let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
         update(&mut p);
         let now = Instant::now();
-        if p.last.is_some_and(|t| now.duration_since(t) < p.every)
-            || (p.last.is_none() && now.duration_since(p.started) < p.every)
-        {
+        if now.duration_since(p.last.unwrap_or(p.started)) < p.every {
             return;
         }
         p.last = Some(now);

@@ -3,7 +3,7 @@
 
 use super::score::{score, AttributionReport};
 use super::tagger::Tagger;
-use super::tags::sentence_bytes;
+use super::tags::{sentence_bytes, CharBytes};
 use super::Document;
 use crate::engine::Precision;
 use crate::Result;
@@ -64,12 +64,12 @@ pub fn span_rows<'a>(docs: &'a [Document], predicted: &'a [Vec<super::Span>]) ->
             all.push((*s, false, true));
         }
         all.sort_by_key(|(s, ..)| (s.start, s.end));
-        let chars = |byte: usize| d.text[..byte].chars().count();
+        let offsets = CharBytes::new(&d.text);
         out.extend(all.into_iter().map(|(s, gold, predicted)| SpanRow {
             document: &d.name,
             role: s.role,
-            start: chars(s.start),
-            end: chars(s.end),
+            start: offsets.char(s.start),
+            end: offsets.char(s.end),
             text: &d.text[s.start..s.end],
             gold,
             predicted,
