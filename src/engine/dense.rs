@@ -1,8 +1,9 @@
 //! Dense layers of the inference engine: `y = x W^T (+ b)` for row-major
 //! activations `x` `[m, k]` and Hugging Face weights `W` `[n, k]`.
 //!
-//! - f32: [`super::f32_kernel`] on CPUs with AVX-512, the `gemm` crate
-//!   (candle's CPU matmul) elsewhere.
+//! - f32: [`super::f32_kernel`] on CPUs with AVX-512 (narrow layers padded
+//!   to 32 outputs, so that a row's outputs never depend on the other rows
+//!   of the batch), the `gemm` crate (candle's CPU matmul) elsewhere.
 //! - bf16: weights rounded to bfloat16 once and packed, activations rounded
 //!   per call, sums in f32: on Intel AMX tiles ([`super::amx`]) where the
 //!   CPU has them, else with AVX512-BF16's `vdpbf16ps` ([`super::bf16`]; AMD
@@ -35,6 +36,11 @@ enum Weights {
     F32(Vec<f32>),
     /// Packed for the AVX-512 kernel.
     F32Packed(Vec<f32>),
+    /// A narrow layer (a classifier's 4 or 7 outputs) padded with zero
+    /// rows to `width` outputs, a multiple of 32, and packed for the
+    /// AVX-512 kernel, whose sums do not depend on the other rows of the
+    /// batch (the `gemm` crate's do, in the last bits).
+    F32Padded { packed: Vec<f32>, width: usize },
     /// Packed for the AMX kernel (the same layout as the AVX512-BF16 one).
     Bf16Amx(Vec<u16>),
     /// Packed for the AVX512-BF16 kernel.
@@ -57,6 +63,15 @@ impl Dense {
         let weights = match precision {
             Precision::F32 if f32_kernel::kernel_fits(n) && f32_kernel::available() => {
                 Weights::F32Packed(f32_kernel::pack_weights(&weight, n, k))
+            }
+            Precision::F32 if f32_kernel::available() => {
+                let width = n.next_multiple_of(32).max(32);
+                let mut padded = weight;
+                padded.resize(width * k, 0.0);
+                Weights::F32Padded {
+                    packed: f32_kernel::pack_weights(&padded, width, k),
+                    width,
+                }
             }
             Precision::F32 => Weights::F32(weight),
             Precision::Bf16 if amx::kernel_fits(n, k) && amx::available() => {
@@ -85,6 +100,16 @@ impl Dense {
         match &self.weights {
             Weights::F32(w) => gemm_f32(x, w, bias, m, self.n, self.k, out),
             Weights::F32Packed(p) => f32_kernel::gemm(x, p, bias, m, self.n, self.k, out),
+            Weights::F32Padded { packed, width } => {
+                let mut wide = vec![0f32; m * width];
+                f32_kernel::gemm(x, packed, None, m, *width, self.k, &mut wide);
+                for (o, w) in out.chunks_exact_mut(self.n).zip(wide.chunks_exact(*width)) {
+                    o.copy_from_slice(&w[..self.n]);
+                    if let Some(b) = bias {
+                        o.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+                    }
+                }
+            }
             Weights::Bf16Amx(p) => amx::gemm(x, p, bias, m, self.n, self.k, out),
             Weights::Bf16Packed(p) => bf16::gemm(x, p, bias, m, self.n, self.k, out),
             Weights::Bf16Emulated(w) => {
@@ -317,5 +342,33 @@ mod tests {
         let f = Dense::new(vec![1.0; 32], vec![0.0; 32], 32, 1, Precision::F32);
         f.forward(&x, 1, &mut out, true);
         assert_eq!(out[0], 1.0 + 1.0 / 512.0);
+    }
+
+    #[test]
+    fn a_row_gets_the_same_bits_alone_and_in_a_batch() {
+        // A classifier-sized layer (4 outputs) and a hidden-sized one: each
+        // row's outputs must not depend on the rows beside it, so a
+        // sentence's probabilities do not change with --batch-size, a
+        // server's batching or a stream's chunks. (The `gemm` crate, which
+        // ran the narrow layers before, changes the last bits of a row's
+        // sums once a batch has 200 rows, even on one thread.)
+        let (m, k) = (200, 768);
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 1013) as f32 * 1e-3 - 0.5)
+            .collect();
+        for n in [4, 7, 768] {
+            let w: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 104_729) % 997) as f32 * 1e-3 - 0.5)
+                .collect();
+            let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.1).collect();
+            let d = Dense::new(w, b, n, k, Precision::F32);
+            let mut all = vec![0f32; m * n];
+            d.forward(&x, m, &mut all, true);
+            for r in [0, 17, m - 1] {
+                let mut one = vec![0f32; n];
+                d.forward(&x[r * k..(r + 1) * k], 1, &mut one, true);
+                assert_eq!(one, all[r * n..(r + 1) * n], "n = {n}, row {r}");
+            }
+        }
     }
 }

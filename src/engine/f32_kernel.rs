@@ -2,8 +2,10 @@
 //! once in blocks of 32 output columns (`[n / 32][k][32]`, one k-step of a
 //! block is two 64-byte loads), a 12 x 32 tile of sums in 24 registers, 24
 //! fused multiply-adds per k-step against 14 loads, with the weights packed
-//! once at engine build. Layers whose width is not a multiple of 32 use the
-//! `gemm` crate (candle's CPU matmul, built with its AVX-512 kernels).
+//! once at engine build. Layers whose width is not a multiple of 32 (a
+//! classifier's few outputs) are padded with zero rows to one (see
+//! [`super::dense`]), so every row's sums are the same whatever else is in
+//! the batch.
 
 #[cfg(target_arch = "x86_64")]
 use super::tiles::store_tile;
