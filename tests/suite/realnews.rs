@@ -451,3 +451,69 @@ fn no_file_under_data_holds_a_sentence_of_the_real_sources() {
         s.text
     );
 }
+
+#[test]
+fn average_predictions_matches_sentences_by_article_and_text() {
+    // Two models' `eval --predictions` rows for one article, the second
+    // file in another order, with a sentence repeated within the article.
+    let t = tempfile::tempdir().unwrap();
+    let row = |text: &str, gold: &str, p: [f64; 4]| {
+        serde_json::json!({"article": "a/1", "text": text, "gold": gold, "label": "x", "probabilities": p})
+            .to_string()
+    };
+    let a = [
+        row("Police accused him.", "allegation", [0.2, 0.0, 0.6, 0.2]),
+        row("He denied it.", "denial", [0.5, 0.4, 0.0, 0.1]),
+        row("He denied it.", "denial", [0.1, 0.9, 0.0, 0.0]),
+    ];
+    let b = [
+        row("He denied it.", "denial", [0.1, 0.8, 0.0, 0.1]),
+        row("He denied it.", "denial", [0.3, 0.7, 0.0, 0.0]),
+        row("Police accused him.", "allegation", [0.6, 0.0, 0.2, 0.2]),
+    ];
+    let (pa, pb) = (t.path().join("a.jsonl"), t.path().join("b.jsonl"));
+    std::fs::write(&pa, a.join("\n") + "\n").unwrap();
+    std::fs::write(&pb, b.join("\n") + "\n").unwrap();
+    let script = root().join("scripts/realnews/average_predictions.py");
+    let o = std::process::Command::new("python3")
+        .arg(&script)
+        .args([&pa, &pb])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let probs = |r: &serde_json::Value| -> Vec<f64> {
+        r["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v.as_f64().unwrap() * 100.0).round() / 100.0)
+            .collect()
+    };
+    // The first file's order; the first "He denied it." of each file is
+    // averaged with the other's first, the second with the second.
+    assert_eq!(rows.len(), 3);
+    assert_eq!(probs(&rows[0]), [0.4, 0.0, 0.4, 0.2]);
+    assert_eq!(probs(&rows[1]), [0.3, 0.6, 0.0, 0.1]);
+    assert_eq!(probs(&rows[2]), [0.2, 0.8, 0.0, 0.0]);
+    let labels: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    // A tie (0.4, 0.4) goes to the first label, as argmax does.
+    assert_eq!(labels, ["assertion", "denial", "denial"]);
+    let summary = String::from_utf8(o.stderr).unwrap();
+    assert!(summary.contains("average of 2: 3 sentences"), "{summary}");
+
+    // A file with other sentences is refused, naming it.
+    std::fs::write(&pb, b[..2].join("\n") + "\n").unwrap();
+    let o = std::process::Command::new("python3")
+        .arg(&script)
+        .args([&pa, &pb])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("b.jsonl: not the same sentences"), "{err}");
+}
