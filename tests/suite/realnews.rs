@@ -1,7 +1,8 @@
 //! The real-news corpus (data/real/, stand-off): it rebuilds from a copy of
 //! shared/realnews with every hash verified; it meets the size, source and
 //! label floors; ids are unique; splits are disjoint by article; and no file
-//! under data/ in git holds a sentence of the real sources.
+//! under data/ in git holds a sentence of the real sources. Also the
+//! evaluation helper `scripts/realnews/average_predictions.py`.
 //!
 //! The documents are not shipped. CI has `../shared/realnews` beside the
 //! checkout and sets STANCE_REQUIRE_REALNEWS=1, so there a missing copy fails
