@@ -475,12 +475,14 @@ fn average_predictions_matches_sentences_by_article_and_text() {
     let (pa, pb) = (t.path().join("a.jsonl"), t.path().join("b.jsonl"));
     std::fs::write(&pa, a.join("\n") + "\n").unwrap();
     std::fs::write(&pb, b.join("\n") + "\n").unwrap();
-    let script = root().join("scripts/realnews/average_predictions.py");
-    let o = std::process::Command::new("python3")
-        .arg(&script)
-        .args([&pa, &pb])
-        .output()
-        .unwrap();
+    let average = || {
+        std::process::Command::new("python3")
+            .arg(root().join("scripts/realnews/average_predictions.py"))
+            .args([&pa, &pb])
+            .output()
+            .unwrap()
+    };
+    let o = average();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rows: Vec<serde_json::Value> = String::from_utf8(o.stdout)
         .unwrap()
@@ -509,11 +511,7 @@ fn average_predictions_matches_sentences_by_article_and_text() {
 
     // A file with other sentences is refused, naming it.
     std::fs::write(&pb, b[..2].join("\n") + "\n").unwrap();
-    let o = std::process::Command::new("python3")
-        .arg(&script)
-        .args([&pa, &pb])
-        .output()
-        .unwrap();
+    let o = average();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("b.jsonl: not the same sentences"), "{err}");
