@@ -39,8 +39,13 @@ enum Weights {
     /// A narrow layer (a classifier's 4 or 7 outputs) padded with zero
     /// rows to `width` outputs, a multiple of 32, and packed for the
     /// AVX-512 kernel, whose sums do not depend on the other rows of the
-    /// batch (the `gemm` crate's do, in the last bits).
-    F32Padded { packed: Vec<f32>, width: usize },
+    /// batch (the `gemm` crate's do, in the last bits). For bf16 the
+    /// weights are rounded before packing and `round_inputs` is set.
+    Padded {
+        packed: Vec<f32>,
+        width: usize,
+        round_inputs: bool,
+    },
     /// Packed for the AMX kernel (the same layout as the AVX512-BF16 one).
     Bf16Amx(Vec<u16>),
     /// Packed for the AVX512-BF16 kernel.
@@ -64,21 +69,16 @@ impl Dense {
             Precision::F32 if f32_kernel::kernel_fits(n) && f32_kernel::available() => {
                 Weights::F32Packed(f32_kernel::pack_weights(&weight, n, k))
             }
-            Precision::F32 if f32_kernel::available() => {
-                let width = n.next_multiple_of(32).max(32);
-                let mut padded = weight;
-                padded.resize(width * k, 0.0);
-                Weights::F32Padded {
-                    packed: f32_kernel::pack_weights(&padded, width, k),
-                    width,
-                }
-            }
+            Precision::F32 if f32_kernel::available() => padded(weight, n, k, false),
             Precision::F32 => Weights::F32(weight),
             Precision::Bf16 if amx::kernel_fits(n, k) && amx::available() => {
                 Weights::Bf16Amx(bf16::pack_weights(&weight, n, k))
             }
             Precision::Bf16 if bf16::kernel_fits(n) && bf16::available() => {
                 Weights::Bf16Packed(bf16::pack_weights(&weight, n, k))
+            }
+            Precision::Bf16 if f32_kernel::available() => {
+                padded(weight.iter().map(|&v| bf16::round(v)).collect(), n, k, true)
             }
             Precision::Bf16 => {
                 Weights::Bf16Emulated(weight.iter().map(|&v| bf16::round(v)).collect())
@@ -100,7 +100,18 @@ impl Dense {
         match &self.weights {
             Weights::F32(w) => gemm_f32(x, w, bias, m, self.n, self.k, out),
             Weights::F32Packed(p) => f32_kernel::gemm(x, p, bias, m, self.n, self.k, out),
-            Weights::F32Padded { packed, width } => {
+            Weights::Padded {
+                packed,
+                width,
+                round_inputs,
+            } => {
+                let rounded: Vec<f32>;
+                let x = if *round_inputs {
+                    rounded = x.iter().map(|&v| bf16::round(v)).collect();
+                    &rounded[..]
+                } else {
+                    x
+                };
                 let mut wide = vec![0f32; m * width];
                 f32_kernel::gemm(x, packed, None, m, *width, self.k, &mut wide);
                 for (o, w) in out.chunks_exact_mut(self.n).zip(wide.chunks_exact(*width)) {
@@ -117,6 +128,18 @@ impl Dense {
                 gemm_f32(&xr, w, bias, m, self.n, self.k, out)
             }
         }
+    }
+}
+
+/// A narrow layer's weights padded with zero rows to a multiple of 32
+/// outputs and packed for the AVX-512 kernel ([`Weights::Padded`]).
+fn padded(mut weight: Vec<f32>, n: usize, k: usize, round_inputs: bool) -> Weights {
+    let width = n.next_multiple_of(32).max(32);
+    weight.resize(width * k, 0.0);
+    Weights::Padded {
+        packed: f32_kernel::pack_weights(&weight, width, k),
+        width,
+        round_inputs,
     }
 }
 
@@ -334,11 +357,15 @@ mod tests {
     fn bf16_rounds_inputs() {
         // 1 + 2^-9 is not a bf16 number: it rounds to 1 (ties to even), so
         // the bf16 product of [1 + 2^-9] and [1] is exactly 1.
+        // A narrow layer (4 outputs, padded) rounds the same way.
         let x = [1.0 + 1.0 / 512.0];
-        let d = Dense::new(vec![1.0; 32], vec![0.0; 32], 32, 1, Precision::Bf16);
+        for n in [32, 4] {
+            let d = Dense::new(vec![1.0; n], vec![0.0; n], n, 1, Precision::Bf16);
+            let mut out = vec![0f32; n];
+            d.forward(&x, 1, &mut out, true);
+            assert!(out.iter().all(|v| *v == 1.0), "{n}: {out:?}");
+        }
         let mut out = vec![0f32; 32];
-        d.forward(&x, 1, &mut out, true);
-        assert!(out.iter().all(|v| *v == 1.0), "{out:?}");
         let f = Dense::new(vec![1.0; 32], vec![0.0; 32], 32, 1, Precision::F32);
         f.forward(&x, 1, &mut out, true);
         assert_eq!(out[0], 1.0 + 1.0 / 512.0);
@@ -346,7 +373,8 @@ mod tests {
 
     #[test]
     fn a_row_gets_the_same_bits_alone_and_in_a_batch() {
-        // A classifier-sized layer (4 outputs) and a hidden-sized one: each
+        // A classifier-sized layer (4 outputs) and a hidden-sized one, in
+        // f32 and bf16: each
         // row's outputs must not depend on the rows beside it, so a
         // sentence's probabilities do not change with --batch-size, a
         // server's batching or a stream's chunks. (The `gemm` crate, which
@@ -361,13 +389,15 @@ mod tests {
                 .map(|i| ((i * 104_729) % 997) as f32 * 1e-3 - 0.5)
                 .collect();
             let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.1).collect();
-            let d = Dense::new(w, b, n, k, Precision::F32);
-            let mut all = vec![0f32; m * n];
-            d.forward(&x, m, &mut all, true);
-            for r in [0, 17, m - 1] {
-                let mut one = vec![0f32; n];
-                d.forward(&x[r * k..(r + 1) * k], 1, &mut one, true);
-                assert_eq!(one, all[r * n..(r + 1) * n], "n = {n}, row {r}");
+            for p in [Precision::F32, Precision::Bf16] {
+                let d = Dense::new(w.clone(), b.clone(), n, k, p);
+                let mut all = vec![0f32; m * n];
+                d.forward(&x, m, &mut all, true);
+                for r in [0, 17, m - 1] {
+                    let mut one = vec![0f32; n];
+                    d.forward(&x[r * k..(r + 1) * k], 1, &mut one, true);
+                    assert_eq!(one, all[r * n..(r + 1) * n], "{p:?}, n = {n}, row {r}");
+                }
             }
         }
     }
