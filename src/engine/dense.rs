@@ -374,12 +374,13 @@ mod tests {
     #[test]
     fn a_row_gets_the_same_bits_alone_and_in_a_batch() {
         // A classifier-sized layer (4 outputs) and a hidden-sized one, in
-        // f32 and bf16: each
-        // row's outputs must not depend on the rows beside it, so a
-        // sentence's probabilities do not change with --batch-size, a
-        // server's batching or a stream's chunks. (The `gemm` crate, which
-        // ran the narrow layers before, changes the last bits of a row's
-        // sums once a batch has 200 rows, even on one thread.)
+        // f32 and bf16: each row's outputs must not depend on the rows
+        // beside it, so a sentence's probabilities do not change with
+        // --batch-size, a server's batching or a stream's chunks. (The
+        // `gemm` crate, which ran the narrow layers before, changes the
+        // last bits of a row's sums once a batch has 200 rows, even on one
+        // thread.) Not `data()`: its small integers and halves sum exactly
+        // in any order, so they could not show a change of order.
         let (m, k) = (200, 768);
         let x: Vec<f32> = (0..m * k)
             .map(|i| ((i * 7919) % 1013) as f32 * 1e-3 - 0.5)
